@@ -1,0 +1,38 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# Tests never download: a missing file must fail at once.
+os.environ["TUNER_OFFLINE"] = "1"
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("TUNER_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "split-cache"))
+    monkeypatch.setenv("TUNER_DATA_DIR", str(tmp_path_factory.getbasetemp() / "empty-data-dir"))
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real datasets not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+def tiny_split(num_users=6, num_items=8, seed=0, density=0.4):
+    """A small random SplitData for unit tests (every user has train, val and test edges)."""
+    from tuner.data import SplitData
+
+    rng = np.random.default_rng(seed)
+    edges = {"train": [], "val": [], "test": []}
+    for user in range(num_users):
+        items = rng.permutation(num_items)[: max(3, int(density * num_items))]
+        edges["val"].append((user, items[0]))
+        edges["test"].append((user, items[1]))
+        edges["train"].extend((user, i) for i in items[2:])
+    arrays = {k: np.array(sorted(v), dtype=np.int64).T for k, v in edges.items()}
+    return SplitData("tiny", num_users, num_items, split_hash="tiny", **arrays)

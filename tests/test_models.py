@@ -1,0 +1,92 @@
+import pytest
+import torch
+from torch_geometric.nn import LightGCN as PygLightGCN
+
+from tuner.errors import SpecError
+from tuner.models import MODELS, build_model, model_arguments
+from tuner.models.graph import bipartite_edge_index, normalized_adjacency, propagate
+
+
+def _train(num_users=7, num_items=9, n=25, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    edges = torch.stack([torch.randint(0, num_users, (n,), generator=g), torch.randint(0, num_items, (n,), generator=g)])
+    return edges.unique(dim=1)
+
+
+def _dense_adjacency(train, num_users, num_items):
+    n = num_users + num_items
+    a = torch.zeros(n, n, dtype=torch.float64)
+    a[train[0], train[1] + num_users] = 1
+    a[train[1] + num_users, train[0]] = 1
+    d = a.sum(1)
+    inv = torch.where(d > 0, d.pow(-0.5), torch.zeros_like(d))
+    return inv[:, None] * a * inv[None, :]
+
+
+def test_lightgcn_equals_closed_form_mean_of_adjacency_powers():
+    torch.manual_seed(0)
+    train = _train()
+    model = build_model("lightgcn", 7, 9, train, embedding_dim=5, num_layers=3)
+    a = _dense_adjacency(train, 7, 9)
+    e0 = model.ego_embeddings().double()
+    expected = sum(torch.linalg.matrix_power(a, k) @ e0 for k in range(4)) / 4
+    users, items = model()
+    assert torch.allclose(torch.cat([users, items]).double(), expected, atol=1e-5)
+
+
+def test_lightgcn_matches_pyg_lightgcn():
+    torch.manual_seed(0)
+    train = _train()
+    ours = build_model("lightgcn", 7, 9, train, embedding_dim=4, num_layers=2)
+    pyg = PygLightGCN(num_nodes=16, embedding_dim=4, num_layers=2)
+    with torch.no_grad():
+        pyg.embedding.weight.copy_(ours.ego_embeddings())
+    users, items = ours()
+    expected = pyg.get_embedding(bipartite_edge_index(train, 7))
+    assert torch.allclose(torch.cat([users, items]), expected, atol=1e-5)
+
+
+def test_symmetric_spmm_gradient_equals_dense_gradient():
+    train = _train()
+    adjacency = normalized_adjacency(train, 7, 9)
+    dense = _dense_adjacency(train, 7, 9).float()
+    x = torch.randn(16, 3, requires_grad=True)
+    weight = torch.randn(16, 3)
+    (propagate(adjacency, x) * weight).sum().backward()
+    assert torch.allclose(x.grad, dense.T @ weight, atol=1e-6)
+
+
+def test_isolated_nodes_get_zero_rows():
+    train = torch.tensor([[0], [0]])
+    adjacency = normalized_adjacency(train, 2, 2).to_dense()
+    assert adjacency[1].abs().sum() == 0 and adjacency[3].abs().sum() == 0
+    assert adjacency[0, 2] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_trains_end_to_end(name):
+    torch.manual_seed(0)
+    model = build_model(name, 7, 9, _train(), embedding_dim=8, num_layers=2, heads=2, dropout=0.0, lr=0.1)
+    users, items = model()
+    assert users.shape[0] == 7 and items.shape[0] == 9 and users.shape[1] == items.shape[1]
+    scores = users @ items.T
+    scores.sum().backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_ngcf_concatenates_layer_outputs():
+    model = build_model("ngcf", 7, 9, _train(), embedding_dim=8, num_layers=3)
+    users, _ = model()
+    assert users.shape == (7, 8 * 4)
+
+
+def test_model_arguments_are_plain_and_typed():
+    assert model_arguments("mf") == ["embedding_dim"]
+    assert model_arguments("lightgcn") == ["embedding_dim", "num_layers"]
+    assert set(model_arguments("gat")) == {"embedding_dim", "num_layers", "heads", "dropout"}
+
+
+def test_unknown_model_names_the_choices():
+    with pytest.raises(SpecError, match="model: unknown model 'bert4rec'; expected one of mf, lightgcn, ngcf, gat"):
+        build_model("bert4rec", 1, 1, _train())

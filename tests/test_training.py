@@ -1,0 +1,97 @@
+import itertools
+
+import pytest
+import torch
+
+from tuner.data import DatasetSpec, prepare
+from tuner.errors import DivergedError
+from tuner.hyperparameters import Hyperparameters
+from tuner.metrics import Evaluator, popularity_scores
+from tuner.models import build_model
+from tuner.training import EpochResult, Trainer, best_epoch, fit
+
+SYNTHETIC = DatasetSpec(
+    name="synthetic",
+    synthetic={"num_users": 120, "num_items": 80, "interactions_per_user": 15, "clusters": 4, "in_cluster": 0.9},
+    split={"kind": "per_user", "test": 0.2, "val": 0.1},
+)
+
+
+def _run(model="lightgcn", **overrides):
+    data = prepare(SYNTHETIC)
+    hp = Hyperparameters(**{"embedding_dim": 16, "num_layers": 2, "epochs": 4, "lr": 0.01, "batch_size": 256,
+                            "k": [5, 10], **overrides})
+    torch.manual_seed(hp.seed)
+    net = build_model(model, data.num_users, data.num_items, torch.from_numpy(data.train), **hp.model_dump())
+    return data, hp, net
+
+
+def test_seeded_runs_give_identical_numbers():
+    runs = []
+    for _ in range(2):
+        data, hp, net = _run("ngcf")
+        runs.append([(r.loss, r.metrics) for r in fit(net, data, hp)])
+    assert runs[0] == runs[1]
+
+
+@pytest.mark.parametrize("model", ["mf", "lightgcn", "ngcf", "gat"])
+def test_training_learns_the_planted_structure(model):
+    data, hp, net = _run(model, epochs=25, eval_every=25, weight_decay=0.0)
+    results = list(fit(net, data, hp))
+    assert results[-1].loss < results[0].loss
+    popular = Evaluator(data, [10]).evaluate(popularity_scores(data), splits=["test"])
+    assert results[-1].metrics["test/recall@10"] > popular["test/recall@10"] + 0.05
+
+
+def test_metrics_every_eval_every_epochs_and_at_the_end():
+    data, hp, net = _run(epochs=5, eval_every=2)
+    evaluated = [r.epoch for r in fit(net, data, hp) if r.evaluated]
+    assert evaluated == [2, 4, 5]
+
+
+def test_resumed_run_equals_uninterrupted_run():
+    data, hp, net = _run("ngcf", epochs=4)
+    uninterrupted = [r.loss for r in fit(net, data, hp)]
+
+    data, hp, net = _run("ngcf", epochs=4)
+    trainer = Trainer(net, data, hp)
+    first = [r.loss for r in itertools.islice(trainer.run(), 2)]
+    state = trainer.state_dict()
+    _, _, fresh = _run("ngcf", epochs=4)
+    torch.manual_seed(123)  # a different global RNG state must not matter
+    resumed = Trainer(fresh, data, hp)
+    resumed.load_state_dict(state)
+    assert first + [r.loss for r in resumed.run()] == uninterrupted
+
+
+@pytest.mark.parametrize("regularization", ["embedding_l2", "optimizer"])
+def test_weight_decay_shrinks_embeddings(regularization):
+    norms = []
+    for decay in (0.0, 1.0):
+        data, hp, net = _run("mf", epochs=3, weight_decay=decay, regularization=regularization)
+        list(fit(net, data, hp))
+        norms.append(net.user_embedding.weight.norm().item())
+    assert norms[1] < norms[0]
+
+
+def test_non_finite_loss_ends_the_run_with_a_clear_error():
+    data, hp, net = _run("mf")
+    with torch.no_grad():
+        net.user_embedding.weight[0] = float("nan")
+    with pytest.raises(DivergedError, match="epoch 1 loss is nan"):
+        list(fit(net, data, hp))
+
+
+def _result(epoch, value, users=10.0):
+    return EpochResult(epoch, 0, 0, 0, 0, 0, {"val/recall@20": value, "val/users": users})
+
+
+def test_best_epoch_selects_on_validation_earliest_tie():
+    results = [_result(1, 0.1), _result(2, 0.3), EpochResult(3, 0, 0, 0, 0, 0), _result(4, 0.3)]
+    assert best_epoch(results, "val/recall@20").epoch == 2
+    assert best_epoch(results, "val/recall@20", mode="min").epoch == 1
+
+
+def test_best_epoch_without_validation_is_the_last_evaluated():
+    results = [_result(1, 0.0, users=0), _result(2, 0.0, users=0)]
+    assert best_epoch(results, "val/recall@20").epoch == 2

@@ -1,0 +1,95 @@
+"""Raw interactions -> an implicit-feedback graph with contiguous ids."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tuner.errors import DataError
+
+
+@dataclass(frozen=True)
+class Interactions:
+    """Interactions as read from a dataset's files, with the dataset's own ids."""
+
+    users: np.ndarray
+    items: np.ndarray
+    ratings: np.ndarray | None = None
+    timestamps: np.ndarray | None = None
+    given_test: np.ndarray | None = None  # True where the dataset's own test set holds the row
+
+    def __post_init__(self) -> None:
+        n = len(self.users)
+        for name in ("items", "ratings", "timestamps", "given_test"):
+            column = getattr(self, name)
+            if column is not None and len(column) != n:
+                raise ValueError(f"interactions column {name} has {len(column)} rows, expected {n}")
+
+
+@dataclass(frozen=True)
+class ImplicitGraph:
+    """Deduplicated user-item edges with ids remapped to 0..num_users-1 and 0..num_items-1."""
+
+    num_users: int
+    num_items: int
+    users: np.ndarray
+    items: np.ndarray
+    timestamps: np.ndarray | None
+    given_test: np.ndarray | None
+    counts: dict = field(default_factory=dict)
+
+
+def to_implicit(interactions: Interactions, rating_threshold: float | None, dataset: str) -> ImplicitGraph:
+    """Keep ratings >= threshold as edges, collapse duplicate (user, item) pairs, remap ids.
+
+    Duplicates keep the earliest timestamp; for a dataset with its own test set, a pair present in both
+    train and test stays a train edge (it is already known at training time).
+    """
+    keep = np.ones(len(interactions.users), dtype=bool)
+    if rating_threshold is not None:
+        if interactions.ratings is None:
+            raise DataError(
+                f"dataset.rating_threshold: {dataset} has no ratings (implicit feedback only); set it to null"
+            )
+        keep = interactions.ratings >= rating_threshold
+    users = interactions.users[keep]
+    items = interactions.items[keep]
+    timestamps = None if interactions.timestamps is None else interactions.timestamps[keep]
+    given_test = None if interactions.given_test is None else interactions.given_test[keep]
+    if len(users) == 0:
+        raise DataError(
+            f"dataset {dataset}: no interactions left after rating_threshold {rating_threshold} "
+            f"(read {len(interactions.users)} ratings)"
+        )
+
+    user_ids, users = np.unique(users, return_inverse=True)
+    item_ids, items = np.unique(items, return_inverse=True)
+    num_items = len(item_ids)
+    key = users.astype(np.int64) * num_items + items
+    # Order so that the row kept for a duplicate pair comes first: train before test, then earliest.
+    sort_keys = []  # np.lexsort: the last key is the primary one
+    if timestamps is not None:
+        sort_keys.append(timestamps)
+    if given_test is not None:
+        sort_keys.append(given_test)
+    order = np.lexsort((*sort_keys, key))
+    _, first = np.unique(key[order], return_index=True)
+    rows = np.sort(order[first])
+    counts = {
+        "rows_read": int(len(interactions.users)),
+        "edges_after_threshold": int(keep.sum()),
+        "edges": int(len(rows)),
+        "duplicates_collapsed": int(keep.sum() - len(rows)),
+        "users": int(len(user_ids)),
+        "items": int(num_items),
+    }
+    return ImplicitGraph(
+        num_users=len(user_ids),
+        num_items=num_items,
+        users=users[rows].astype(np.int64),
+        items=items[rows].astype(np.int64),
+        timestamps=None if timestamps is None else timestamps[rows],
+        given_test=None if given_test is None else given_test[rows],
+        counts=counts,
+    )

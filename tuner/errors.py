@@ -1,0 +1,21 @@
+"""Errors that reach the user as one line and exit code 2 (bad input) or 1 (a run failed)."""
+
+
+class TunerError(Exception):
+    """Base class: the message is a complete one-line explanation for the user."""
+
+    exit_code = 2
+
+
+class SpecError(TunerError):
+    """A search-space / training YAML that is missing, unparsable or invalid."""
+
+
+class DataError(TunerError):
+    """A dataset that is missing, unreadable, empty, or cannot be split or sampled."""
+
+
+class DivergedError(TunerError):
+    """Training produced a non-finite loss; the run is over and must not be retried."""
+
+    exit_code = 1

@@ -1,0 +1,40 @@
+"""Recommender models, built by name: build_model("lightgcn", num_users, num_items, train, embedding_dim=64)."""
+
+from __future__ import annotations
+
+import inspect
+
+from torch import Tensor
+
+from tuner.errors import SpecError
+from tuner.models.base import Recommender
+from tuner.models.gat import GAT
+from tuner.models.lightgcn import LightGCN
+from tuner.models.mf import MF
+from tuner.models.ngcf import NGCF
+
+MODELS: dict[str, type[Recommender]] = {"mf": MF, "lightgcn": LightGCN, "ngcf": NGCF, "gat": GAT}
+
+
+def model_arguments(name: str) -> list[str]:
+    """The hyperparameters a model's constructor takes (beyond the graph itself)."""
+    skip = {"self", "num_users", "num_items", "train"}
+    return [p for p in inspect.signature(model_class(name)).parameters if p not in skip]
+
+
+def model_class(name: str) -> type[Recommender]:
+    if name not in MODELS:
+        raise SpecError(f"model: unknown model {name!r}; expected one of {', '.join(MODELS)}")
+    return MODELS[name]
+
+
+def build_model(name: str, num_users: int, num_items: int, train: Tensor, **hyperparameters) -> Recommender:
+    """Build a model, passing it the hyperparameters it takes and ignoring the rest (e.g. lr)."""
+    cls = model_class(name)
+    kwargs = {k: v for k, v in hyperparameters.items() if k in model_arguments(name)}
+    if "train" in inspect.signature(cls).parameters:
+        kwargs["train"] = train
+    return cls(num_users, num_items, **kwargs)
+
+
+__all__ = ["MODELS", "Recommender", "build_model", "model_arguments"]

@@ -1,0 +1,53 @@
+"""Plain-text tables for the terminal."""
+
+from __future__ import annotations
+
+from tuner.metrics import METRICS
+from tuner.spec import ExperimentSpec
+from tuner.training import EpochResult
+
+_SPLITS = ("train", "val", "test")
+
+
+def _epoch_columns(spec: ExperimentSpec) -> list[str]:
+    k = spec.metric.split("@")[1]
+    return [spec.metric] + [f"val/{m}@{k}" for m in ("precision", "ndcg") if f"val/{m}@{k}" != spec.metric]
+
+
+def epoch_header(spec: ExperimentSpec) -> str:
+    return f"{'epoch':>5} {'loss':>9} {'train s':>8} {'eval s':>7}  " + "  ".join(
+        f"{c:>15}" for c in _epoch_columns(spec)
+    )
+
+
+def epoch_row(spec: ExperimentSpec, result: EpochResult) -> str:
+    row = f"{result.epoch:>5} {result.loss:>9.5f} {result.train_seconds:>8.2f} {result.eval_seconds:>7.2f}  "
+    if result.evaluated:
+        row += "  ".join(f"{result.metrics[c]:>15.4f}" for c in _epoch_columns(spec))
+    return row
+
+
+def metrics_table(metrics: dict[str, float], ks: tuple[int, ...], splits=_SPLITS) -> str:
+    columns = [f"{m}@{k}" for k in ks for m in METRICS]
+    lines = [f"{'':<8}" + "".join(f"{c:>13}" for c in columns) + f"{'users':>8}"]
+    for split in splits:
+        values = "".join(f"{metrics[f'{split}/{c}']:>13.4f}" for c in columns)
+        lines.append(f"{split:<8}{values}{int(metrics[f'{split}/users']):>8}")
+    return "\n".join(lines)
+
+
+def final_table(outcome) -> str:
+    spec, best = outcome.spec, outcome.best
+    parts = [
+        "",
+        outcome.data.summary(),
+        f"best epoch {best.epoch} of {len(outcome.epochs)} by {spec.metric} ({spec.mode}); "
+        f"device {outcome.device}; {sum(r.train_seconds for r in outcome.epochs):.1f} s training",
+        metrics_table(best.metrics, spec.fixed.k),
+        "",
+        "MostPop baseline on the same split:",
+        metrics_table(outcome.most_popular, spec.fixed.k, splits=("val", "test")),
+    ]
+    if best.metrics.get("val/users", 0) == 0:
+        parts.insert(3, "no validation edges (dataset.split.val is 0): the last evaluated epoch is reported")
+    return "\n".join(parts)
