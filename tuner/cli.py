@@ -72,6 +72,120 @@ def train(
         typer.echo(f"wrote {output}")
 
 
+SMOKE_OVERRIDES = [
+    "search.num_samples=2",
+    "fixed.epochs=2",
+    "fixed.eval_every=1",
+    "scheduler.grace_period=1",
+    "scheduler.max_epochs=null",
+]
+
+
+@app.command()
+@_handle_errors
+def run(
+    spec: Path = typer.Argument(..., help="Search-space YAML."),
+    name: Optional[str] = typer.Option(None, help="Experiment name (default: the spec's name)."),
+    storage: Optional[str] = typer.Option(None, help="Where experiments are written (default: the spec's storage, ./runs)."),
+    num_samples: Optional[int] = typer.Option(None, help="Number of trials."),
+    max_concurrent: Optional[int] = typer.Option(None, help="Trials running at once."),
+    overrides: List[str] = SetOption,
+    data_dir: Optional[Path] = DataDirOption,
+    fresh: bool = typer.Option(False, "--fresh", help="Delete an existing experiment of this name and start over."),
+    resume_errored: bool = typer.Option(False, "--resume-errored", help="On resume, retry errored trials from their checkpoints."),
+    restart_errored: bool = typer.Option(False, "--restart-errored", help="On resume, restart errored trials from scratch."),
+    smoke: bool = typer.Option(False, "--smoke", help="2 trials x 2 epochs, as <name>-smoke: a quick end-to-end check."),
+) -> None:
+    """Tune the spec's search space with Ray Tune + Optuna (resumes an existing experiment of the same name)."""
+    from tuner.render import run_summary_text
+    from tuner.run_command import run_experiment
+    from tuner.spec import load_spec
+
+    if sum([fresh, resume_errored, restart_errored]) > 1:
+        raise typer.BadParameter("use at most one of --fresh, --resume-errored, --restart-errored")
+    options = [
+        *(SMOKE_OVERRIDES if smoke else []),
+        *([f"name={name}"] if name else []),
+        *([f"storage={storage}"] if storage else []),
+        *([f"search.num_samples={num_samples}"] if num_samples else []),
+        *([f"search.max_concurrent={max_concurrent}"] if max_concurrent else []),
+        *overrides,
+    ]
+    experiment = load_spec(spec, options)
+    if smoke:
+        experiment = experiment.model_copy(update={"name": f"{experiment.name}-smoke"})
+    summary = run_experiment(experiment, data_dir, fresh, resume_errored, restart_errored)
+    typer.echo(run_summary_text(summary))
+    raise typer.Exit(summary.exit_code)
+
+
+@app.command()
+@_handle_errors
+def validate(spec: Path = typer.Argument(..., help="Search-space YAML."), overrides: List[str] = SetOption) -> None:
+    """Check a spec without running anything."""
+    from tuner.spec import load_spec
+
+    experiment = load_spec(spec, overrides)
+    searched = ", ".join(experiment.params) or "nothing (a single configuration)"
+    typer.echo(f"{spec}: valid — {experiment.model} on {experiment.dataset.name}, searching {searched}")
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON schema of the spec format (for editors: yaml-language-server)."""
+    import json
+
+    from tuner.spec import ExperimentSpec
+
+    typer.echo(json.dumps(ExperimentSpec.model_json_schema(), indent=2))
+
+
+@app.command()
+@_handle_errors
+def best(
+    experiment: str = typer.Argument(..., help="Experiment name (under --storage) or folder."),
+    storage: str = typer.Option("runs", help="Where experiments are written."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the spec here (default: print it)."),
+) -> None:
+    """Write the best finished trial's configuration as a spec that `tuner train` runs to the same numbers."""
+    from tuner.best_config import best_spec_yaml
+
+    text = best_spec_yaml(experiment, storage)
+    if out:
+        out.write_text(text)
+        typer.echo(f"wrote {out}")
+    else:
+        typer.echo(text, nl=False)
+
+
+@app.command()
+@_handle_errors
+def records(
+    experiment: str = typer.Argument(..., help="Experiment name (under --storage) or folder."),
+    storage: str = typer.Option("runs", help="Where experiments are written."),
+    format: str = typer.Option("csv", "--format", help="csv or parquet."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output file (default: CSV to standard output)."),
+) -> None:
+    """Export the records, one row per (trial, epoch)."""
+    from tuner import records as records_module
+    from tuner.errors import SpecError
+    from tuner.experiment import resolve
+
+    if format not in ("csv", "parquet"):
+        raise SpecError(f"--format: expected csv or parquet, got {format!r}")
+    if format == "parquet" and out is None:
+        raise SpecError("--format parquet needs --out FILE")
+    frame = records_module.load(resolve(experiment, storage))
+    if frame.empty:
+        raise SpecError(f"{experiment}: no records found under {resolve(experiment, storage)}")
+    if format == "parquet":
+        frame.to_parquet(out, index=False)
+    elif out:
+        frame.to_csv(out, index=False)
+    else:
+        typer.echo(frame.to_csv(index=False), nl=False)
+
+
 @app.command()
 @_handle_errors
 def datasets(data_dir: Optional[Path] = DataDirOption) -> None:

@@ -51,3 +51,40 @@ def final_table(outcome) -> str:
     if best.metrics.get("val/users", 0) == 0:
         parts.insert(3, "no validation edges (dataset.split.val is 0): the last evaluated epoch is reported")
     return "\n".join(parts)
+
+
+def run_summary_text(summary) -> str:
+    spec, trials, counts = summary.spec, summary.trials, summary.counts
+    lines = [""]
+    finished = trials[trials["stop_reason"] == "finished"] if not trials.empty else trials
+    if not finished.empty:
+        best = finished.iloc[0]
+        k = spec.fixed.k[-1]
+        test = "  ".join(f"{m}@{k} {best[f'test/{m}@{k}']:.4f}" for m in METRICS)
+        params = ", ".join(f"{name}={_plain(best[f'param_{name}'])}" for name in spec.params) or "(fixed)"
+        lines += [
+            f"best trial {best['trial_id']}: {spec.metric} {best[spec.metric]:.4f} at epoch {best['best_epoch']} "
+            f"of {best['epochs_run']}",
+            f"  test at that epoch: {test}",
+            f"  config: {params}",
+        ]
+    else:
+        lines.append("no trial finished")
+    total = sum(counts.values())
+    lines.append(
+        f"trials: {total} of {summary.expected_trials} — {counts['finished']} finished, "
+        f"{counts['early_stopped']} early-stopped, {counts['failed']} failed, {counts['diverged']} diverged"
+        + (f", {counts['running']} unfinished" if counts["running"] else "")
+    )
+    lines.append(f"written to {summary.experiment_dir} (records/ per epoch as parquet"
+                 + (", optuna.db for optuna-dashboard" if summary.study_path else "") + ")")
+    if summary.interrupted:
+        lines.append("interrupted: run the same command again to resume")
+    lines.append(f"next: tuner best {spec.name} --storage {spec.storage}   |   tuner records {spec.name} --storage {spec.storage}")
+    return "\n".join(lines)
+
+
+def _plain(value):
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return value

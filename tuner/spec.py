@@ -19,19 +19,100 @@ from tuner.metrics import METRICS, SPLITS
 from tuner.models import MODELS
 from tuner.yaml_loader import parse_yaml, read_yaml_file
 
+_NOT_SEARCHABLE = {"k", "eval_every", "eval_batch_size", "epochs"}
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _METRIC = re.compile(r"^(?P<split>[a-z]+)/(?P<name>[a-z]+)@(?P<k>[0-9]+)$")
 
 
-class ExperimentSpec(BaseModel):
+class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+
+class ParamSpec(_Frozen):
+    """One searched hyperparameter, in Optuna's short form."""
+
+    type: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "ParamSpec":
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("choices: a categorical parameter needs a non-empty list of choices")
+            if self.low is not None or self.high is not None or self.step is not None or self.log:
+                raise ValueError("a categorical parameter takes only choices")
+            return self
+        if self.choices is not None:
+            raise ValueError(f"choices: only categorical parameters take choices, not {self.type}")
+        if self.low is None or self.high is None:
+            raise ValueError(f"a {self.type} parameter needs low and high")
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) is greater than high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log: a log-scaled range needs low > 0, got {self.low}")
+        if self.log and self.step is not None:
+            raise ValueError("step: cannot be combined with log (as in Optuna)")
+        if self.step is not None and self.step <= 0:
+            raise ValueError(f"step: must be > 0, got {self.step}")
+        if self.type == "int" and not all(float(v).is_integer() for v in (self.low, self.high, self.step or 1)):
+            raise ValueError("an int parameter needs integer low, high and step")
+        return self
+
+    def grid_values(self) -> list[Any]:
+        """Every value, for the grid sampler: categorical choices, or a stepped int/float range."""
+        if self.type == "categorical":
+            return list(self.choices)
+        if self.type == "int":
+            return list(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
+        if self.step is None:
+            raise ValueError("step: the grid sampler needs a step for a float range (or use choices)")
+        count = int(round((self.high - self.low) / self.step)) + 1
+        return [round(self.low + i * self.step, 12) for i in range(count)]
+
+
+class SearchSpec(_Frozen):
+    sampler: Literal["tpe", "random", "cmaes", "gp", "grid"] = "tpe"
+    num_samples: int = Field(20, ge=1)
+    max_concurrent: int = Field(2, ge=1)
+    seed: int = 0
+
+
+class SchedulerSpec(_Frozen):
+    """ASHA on the spec metric, with epochs as time (max_epochs defaults to fixed.epochs)."""
+
+    kind: Literal["none", "asha"] = "asha"
+    grace_period: int = Field(10, ge=1)
+    reduction_factor: float = Field(3.0, gt=1.0)
+    max_epochs: int | None = Field(None, ge=1)
+
+
+class ResourcesSpec(_Frozen):
+    cpu: float = Field(1.0, gt=0)
+    gpu: float = Field(0.0, ge=0)
+
+
+class FailureSpec(_Frozen):
+    max_failures: int = Field(2, ge=-1)  # retries per trial; -1: unlimited
+    checkpoint_every: int = Field(5, ge=1)  # epochs between checkpoints (the last epoch is always saved)
+
+
+class ExperimentSpec(_Frozen):
     name: str
     model: str
     dataset: DatasetSpec = DatasetSpec()
     metric: str = "val/recall@20"
     mode: Literal["max", "min"] = "max"
     fixed: Hyperparameters = Hyperparameters()
+    params: dict[str, ParamSpec] = {}
+    search: SearchSpec = SearchSpec()
+    scheduler: SchedulerSpec = SchedulerSpec()
+    resources: ResourcesSpec = ResourcesSpec()
+    failure: FailureSpec = FailureSpec()
+    storage: str = "runs"
 
     @field_validator("name")
     @classmethod
@@ -63,10 +144,37 @@ class ExperimentSpec(BaseModel):
     def _metric_k_is_evaluated(self) -> "ExperimentSpec":
         k = int(_METRIC.match(self.metric)["k"])
         if k not in self.fixed.k:
-            raise ValueError(f"metric {self.metric}: K={k} is not among fixed.k {list(self.fixed.k)}")
+            raise ValueError(f"metric: {self.metric} uses K={k}, which is not among fixed.k {list(self.fixed.k)}")
         if self.model == "gat" and self.fixed.num_layers < 1:
             raise ValueError("fixed.num_layers: gat needs at least one layer")
+        for name, param in self.params.items():
+            if name not in Hyperparameters.model_fields or name in _NOT_SEARCHABLE:
+                searchable = ", ".join(n for n in Hyperparameters.model_fields if n not in _NOT_SEARCHABLE)
+                raise ValueError(f"params.{name}: not a searchable hyperparameter; expected one of {searchable}")
+            if name in self.fixed.model_fields_set:
+                raise ValueError(f"params.{name}: is also set in fixed; a value is either searched or fixed")
+            if self.search.sampler == "grid":
+                try:
+                    param.grid_values()
+                except ValueError as exc:
+                    raise ValueError(f"params.{name}.{exc}") from None
+        if self.scheduler.max_epochs is not None and self.scheduler.max_epochs > self.fixed.epochs:
+            raise ValueError(
+                f"scheduler.max_epochs: {self.scheduler.max_epochs} is more than fixed.epochs ({self.fixed.epochs})"
+            )
+        if self.params and self.dataset.split.val == 0:
+            raise ValueError("dataset.split.val: tuning selects on validation; it needs val > 0")
         return self
+
+    def trial_hyperparameters(self, sampled: dict[str, Any]) -> Hyperparameters:
+        """The fixed block with one trial's sampled values filled in."""
+        return Hyperparameters.model_validate({**self.fixed.model_dump(exclude_unset=True), **sampled})
+
+    def grid_size(self) -> int:
+        size = 1
+        for param in self.params.values():
+            size *= len(param.grid_values())
+        return size
 
 
 def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentSpec:
@@ -92,11 +200,11 @@ def format_errors(exc: ValidationError) -> list[str]:
     """One `field.path: message` line per pydantic error."""
     lines = []
     for error in exc.errors():
-        loc = ".".join(str(part) for part in error["loc"]) or "spec"
+        loc = ".".join(str(part) for part in error["loc"])
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key"
-        lines.append(f"{loc}: {message}")
+        lines.append(f"{loc}: {message}" if loc else message)  # model-level messages name their fields
     return lines
 
 

@@ -38,7 +38,7 @@ def train(
     data = prepare(spec.dataset, data_dir)
     torch_device = resolve_device(device)
     torch.manual_seed(hp.seed)
-    model = build_model(spec.model, data.num_users, data.num_items, torch.from_numpy(data.train), **hp.model_dump())
+    model = build_model(spec.model, data.num_users, data.num_items, torch.tensor(data.train), **hp.model_dump())
     trainer = Trainer(model, data, hp, torch_device)
     epochs = []
     for result in trainer.run():

@@ -7,8 +7,6 @@ products can be negative. Attention runs over the user-item graph in both direct
 from __future__ import annotations
 
 from torch import Tensor, nn
-from torch_geometric.nn import GATConv
-
 from tuner.models.base import Recommender
 from tuner.models.graph import bipartite_edge_index
 
@@ -24,6 +22,8 @@ class GAT(Recommender):
         heads: int = 2,
         dropout: float = 0.1,
     ):
+        from torch_geometric.nn import GATConv  # imported here: PyG takes seconds to import, only GAT needs it
+
         super().__init__(num_users, num_items, embedding_dim)
         self.convs = nn.ModuleList(
             GATConv(embedding_dim, embedding_dim, heads=heads, concat=False, dropout=dropout)

@@ -1,0 +1,92 @@
+"""`tuner train` and `tuner datasets` run as a user would: a subprocess, its output and exit code."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+SYNTHETIC_SPEC = """\
+name: cli-smoke
+model: lightgcn
+dataset:
+  name: synthetic
+  synthetic: {num_users: 60, num_items: 40, interactions_per_user: 10}
+  split: {kind: random, test: 0.2, val: 0.1, seed: 0}
+metric: val/recall@10
+fixed: {embedding_dim: 8, num_layers: 2, epochs: 3, batch_size: 128, k: [5, 10]}
+"""
+
+
+def tuner(*args, cwd=None):
+    env = {**os.environ, "TUNER_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "tuner", *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
+    )
+
+
+def _spec(tmp_path, text=SYNTHETIC_SPEC):
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_train_prints_epochs_and_final_metrics_and_writes_json(tmp_path):
+    result = tuner("train", _spec(tmp_path), "--set", "eval_every=1", "--output", tmp_path / "out.json")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:4] == ["epoch", "loss", "train", "s"]
+    assert [line.split()[0] for line in lines[1:4]] == ["1", "2", "3"]
+    assert "best epoch" in result.stdout and "MostPop baseline" in result.stdout
+    for split in ("train", "val", "test"):
+        assert any(line.startswith(split) for line in lines)
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert out["best_metrics"]["test/recall@10"] >= 0 and len(out["epochs"]) == 3 and out["split_hash"]
+
+
+def _one_line_error(result):
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    return errors[0]
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("dataset.name=netflix", "dataset: unknown dataset 'netflix'"),
+        ("model=bert4rec", "model: unknown model 'bert4rec'"),
+        ("dataset.split.test=0.0001", "dataset.split.test: the test set of synthetic is empty"),
+        ("k=[10, 50]", "fixed.k: K=50 is larger than the number of items (40)"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, override, expected):
+    error = _one_line_error(tuner("train", _spec(tmp_path), "--set", override))
+    assert expected in error
+
+
+def test_missing_files_offline(tmp_path):
+    spec = _spec(tmp_path, "name: x\nmodel: mf\ndataset: {name: movielens-1m}\n")
+    error = _one_line_error(tuner("train", spec, "--data-dir", tmp_path / "data"))
+    assert "ratings.dat not found in" in error and "ml-1m.zip" in error
+
+
+def test_user_with_every_item(tmp_path):
+    (tmp_path / "train.txt").write_text("0 0 1 2\n1 0\n")
+    (tmp_path / "test.txt").write_text("1 1\n")
+    spec = _spec(tmp_path, f"name: x\nmodel: mf\ndataset: {{name: lightgcn-format, path: {tmp_path}, "
+                           "split: {kind: given, val: 0.0}}\nfixed: {k: [1]}\nmetric: val/recall@1\n")
+    error = _one_line_error(tuner("train", spec))
+    assert "user 0" in error and "every one of the 3 items" in error
+
+
+def test_datasets_lists_every_dataset_and_its_files(tmp_path):
+    (tmp_path / "ml-1m").mkdir()
+    (tmp_path / "ml-1m" / "ratings.dat").write_text("1::1::5::0\n")
+    result = tuner("datasets", "--data-dir", tmp_path)
+    assert result.returncode == 0
+    rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
+    assert "present" in rows["movielens-1m"] and "missing" in rows["movielens-100k"]
+    assert set(rows) >= {"gowalla", "yelp2018", "amazon-book", "lightgcn-format", "synthetic"}

@@ -1,0 +1,82 @@
+import pytest
+
+from tuner.errors import SpecError
+from tuner.spec import load_spec
+
+MINIMAL = "name: exp\nmodel: lightgcn\n"
+
+
+def _load(tmp_path, text, overrides=()):
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    return load_spec(path, overrides)
+
+
+def _error(tmp_path, text, overrides=()):
+    with pytest.raises(SpecError) as info:
+        _load(tmp_path, text, overrides)
+    return str(info.value)
+
+
+def test_defaults(tmp_path):
+    spec = _load(tmp_path, MINIMAL)
+    assert spec.dataset.name == "movielens-100k" and spec.metric == "val/recall@20" and spec.fixed.k == (10, 20)
+
+
+def test_scientific_notation_is_a_number_and_yes_is_not_a_boolean(tmp_path):
+    spec = _load(tmp_path, MINIMAL + "fixed: {weight_decay: 1e-4, lr: 5E-3}\n")
+    assert spec.fixed.weight_decay == 1e-4 and spec.fixed.lr == 5e-3
+    message = _error(tmp_path, MINIMAL + "fixed: {regularization: no}\n")
+    assert "fixed.regularization: Input should be 'embedding_l2' or 'optimizer'" in message
+
+
+def test_integers_stay_integers(tmp_path):
+    spec = _load(tmp_path, MINIMAL + "metric: val/ndcg@5\nfixed: {epochs: 10, k: [5, 10]}\n")
+    assert spec.fixed.epochs == 10 and spec.fixed.k == (5, 10)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (MINIMAL + "model: ngcf\n", "spec.yaml:3: duplicate key 'model'"),
+        ("name: exp\nmodel: !!python/object/apply:os.system ['true']\n", "tag:yaml.org,2002:python/object/apply:os.system"),
+        ("name: [unclosed\n", "spec.yaml:2:"),
+        (MINIMAL + "learning_rate: 0.1\n", "learning_rate: unknown key"),
+        ("name: exp\nmodel: bert4rec\n", "model: unknown model 'bert4rec'"),
+        (MINIMAL + "dataset: {name: netflix}\n", "dataset: unknown dataset 'netflix'"),
+        (MINIMAL + "fixed: {lr: -1}\n", "fixed.lr: Input should be greater than 0"),
+        (MINIMAL + "fixed: {k: []}\n", "fixed.k: needs at least one K"),
+        (MINIMAL + "metric: test/recall@20\n", "model selection uses validation only"),
+        (MINIMAL + "metric: val/recall@50\n", "metric: val/recall@50 uses K=50, which is not among fixed.k [10, 20]"),
+        (MINIMAL + "dataset: {split: {test: 1.5}}\n", "dataset.split.test: Input should be less than 1"),
+        ("name: ../escape\nmodel: mf\n", "name: '../escape' is not a safe directory name"),
+        ("", "is empty"),
+        ("- a\n- b\n", "expected a mapping at the top level"),
+    ],
+)
+def test_bad_specs_give_one_line_errors_naming_the_field(tmp_path, text, expected):
+    message = _error(tmp_path, text)
+    assert expected in message
+    assert "\n" not in message
+    assert "Traceback" not in message
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(SpecError, match="no such file"):
+        load_spec(tmp_path / "nope.yaml")
+
+
+def test_overrides(tmp_path):
+    spec = _load(tmp_path, MINIMAL, ["epochs=3", "fixed.lr=1e-2", "dataset.split.seed=7", "model=mf"])
+    assert (spec.fixed.epochs, spec.fixed.lr, spec.dataset.split.seed, spec.model) == (3, 0.01, 7, "mf")
+    assert "--set 'nonsense': expected key=value" in _error(tmp_path, MINIMAL, ["nonsense"])
+    assert "fixed.epochs: Input should be greater than or equal to 1" in _error(tmp_path, MINIMAL, ["epochs=0"])
+
+
+def test_shipped_specs_are_valid():
+    from pathlib import Path
+
+    specs = sorted((Path(__file__).parents[1] / "search_spaces").rglob("*.yaml"))
+    assert specs
+    for path in specs:
+        load_spec(path)

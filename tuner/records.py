@@ -1,0 +1,170 @@
+"""Per-epoch trial records as parquet: one fixed schema, one file per (trial, epoch), written atomically.
+
+Layout: <experiment dir>/records/trial_id=<id>/epoch=<n>.parquet. A retried or resumed trial rewrites the
+epochs after its last checkpoint; `load` returns one row per (trial, epoch) and drops epochs that an older
+attempt wrote beyond where the newest attempt has got (they were rolled back to a checkpoint).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import uuid
+import warnings
+from typing import Any, Iterable
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from tuner.hyperparameters import Hyperparameters
+from tuner.metrics import METRICS, SPLITS
+
+RECORDS_DIR = "records"
+
+STOP_REASONS = ("finished", "early_stopped", "failed", "diverged")
+
+_BASE_FIELDS = [
+    pa.field("experiment", pa.string(), nullable=False),
+    pa.field("trial_id", pa.string(), nullable=False),
+    pa.field("attempt", pa.int32(), nullable=False),
+    pa.field("model", pa.string(), nullable=False),
+    pa.field("dataset", pa.string(), nullable=False),
+    pa.field("split_hash", pa.string(), nullable=False),
+    pa.field("seed", pa.int64(), nullable=False),
+    pa.field("device", pa.string()),
+    pa.field("epoch", pa.int32(), nullable=False),
+    pa.field("status", pa.string(), nullable=False),  # running | ended
+    pa.field("stop_reason", pa.string()),  # null while running; finished | early_stopped | failed | diverged
+    pa.field("loss", pa.float64()),
+    pa.field("bpr_loss", pa.float64()),
+    pa.field("epoch_seconds", pa.float64()),
+    pa.field("sample_seconds", pa.float64()),
+    pa.field("eval_seconds", pa.float64()),
+    pa.field("cumulative_seconds", pa.float64()),
+    pa.field("evaluated", pa.bool_(), nullable=False),
+]
+
+_PARAM_TYPES = {int: pa.int64(), float: pa.float64(), str: pa.string()}
+
+
+def param_columns() -> dict[str, pa.DataType]:
+    """`param_<name>` for every hyperparameter; K is stored as text, e.g. "10,20"."""
+    columns = {}
+    for name, info in Hyperparameters.model_fields.items():
+        default = info.default
+        kind = type(default) if default is not None else int  # samples_per_user: int | None
+        columns[f"param_{name}"] = _PARAM_TYPES.get(kind, pa.string())
+    return columns
+
+
+def metric_columns(ks: Iterable[int]) -> list[str]:
+    return [f"{split}/{metric}@{k}" for split in SPLITS for k in sorted(ks) for metric in METRICS] + [
+        f"{split}/users" for split in SPLITS
+    ]
+
+
+def record_schema(ks: Iterable[int]) -> pa.Schema:
+    metrics = [pa.field(name, pa.float64()) for name in metric_columns(ks)]
+    params = [pa.field(name, kind) for name, kind in param_columns().items()]
+    return pa.schema(_BASE_FIELDS + metrics + params)
+
+
+def param_values(hp: Hyperparameters) -> dict[str, Any]:
+    values = {}
+    for name, value in hp.model_dump().items():
+        values[f"param_{name}"] = ",".join(map(str, value)) if isinstance(value, (tuple, list)) else value
+    return values
+
+
+def filesystem(storage: str) -> tuple[pafs.FileSystem, str]:
+    """A local path or a URI (s3://, gs://, ...) as a pyarrow filesystem and a path inside it."""
+    if "://" in storage:
+        return pafs.FileSystem.from_uri(storage)
+    return pafs.LocalFileSystem(), posixpath.abspath(storage)
+
+
+class RecordWriter:
+    """Writes one trial's rows; each epoch's file appears complete or not at all."""
+
+    def __init__(self, experiment_dir: str, trial_id: str, ks: Iterable[int]):
+        self.fs, root = filesystem(experiment_dir)
+        self.trial_dir = posixpath.join(root, RECORDS_DIR, f"trial_id={trial_id}")
+        self.schema = record_schema(ks)
+        self.fs.create_dir(self.trial_dir, recursive=True)
+
+    def start_attempt(self) -> int:
+        """Number this (re)start of the trial: 1 + the attempts already begun, each marked by a file."""
+        selector = pafs.FileSelector(self.trial_dir)
+        begun = [i for i in self.fs.get_file_info(selector) if posixpath.basename(i.path).startswith("attempt=")]
+        attempt = len(begun) + 1
+        with self.fs.open_output_stream(posixpath.join(self.trial_dir, f"attempt={attempt}")):
+            pass
+        return attempt
+
+    def path(self, epoch: int) -> str:
+        return posixpath.join(self.trial_dir, f"epoch={epoch}.parquet")
+
+    def write(self, row: dict[str, Any]) -> None:
+        table = pa.Table.from_pylist([row], schema=self.schema)
+        target = self.path(row["epoch"])
+        temporary = posixpath.join(self.trial_dir, f".tmp-{uuid.uuid4().hex}.parquet")
+        with self.fs.open_output_stream(temporary) as stream:
+            pq.write_table(table, stream)
+        self.fs.move(temporary, target)
+
+    def read(self, epoch: int) -> dict[str, Any]:
+        with self.fs.open_input_file(self.path(epoch)) as f:
+            return pq.read_table(f, schema=self.schema).to_pylist()[0]
+
+
+def record_files(experiment_dir: str) -> tuple[pafs.FileSystem, list[str]]:
+    fs, root = filesystem(experiment_dir)
+    selector = pafs.FileSelector(posixpath.join(root, RECORDS_DIR), recursive=True, allow_not_found=True)
+    paths = [
+        info.path
+        for info in fs.get_file_info(selector)
+        if info.type == pafs.FileType.File
+        and posixpath.basename(info.path).startswith("epoch=")
+        and info.path.endswith(".parquet")
+    ]
+    return fs, sorted(paths)
+
+
+def load(experiment_dir: str) -> pd.DataFrame:
+    """One row per (trial, epoch), sorted by trial and epoch. Unreadable (e.g. truncated) files are skipped
+    with a warning; an experiment without records gives an empty frame."""
+    fs, paths = record_files(experiment_dir)
+    if not paths:
+        return pd.DataFrame()
+    try:
+        table = pads.dataset(paths, filesystem=fs, format="parquet").to_table()
+    except (pa.ArrowInvalid, OSError):
+        table = _read_one_by_one(fs, paths)
+    frame = table.to_pandas()
+    if frame.empty:
+        return frame
+    return _drop_rolled_back(frame).sort_values(["trial_id", "epoch"], ignore_index=True)
+
+
+def _read_one_by_one(fs: pafs.FileSystem, paths: list[str]) -> pa.Table:
+    tables = []
+    for path in paths:
+        try:
+            with fs.open_input_file(path) as f:
+                tables.append(pq.read_table(f))
+        except (pa.ArrowInvalid, OSError) as exc:
+            warnings.warn(f"{path}: skipped, not a readable parquet file ({exc})", stacklevel=3)
+    if not tables:
+        return pa.table({})
+    return pa.concat_tables(tables, promote_options="default")
+
+
+def _drop_rolled_back(frame: pd.DataFrame) -> pd.DataFrame:
+    """Keep, per trial, the epochs up to the last one its newest attempt wrote; then one row per epoch
+    (the newest attempt's)."""
+    newest = frame.groupby("trial_id")["attempt"].transform("max")
+    reached = frame[frame["attempt"] == newest].groupby("trial_id")["epoch"].max()
+    frame = frame[frame["epoch"] <= frame["trial_id"].map(reached)]
+    return frame.sort_values("attempt").drop_duplicates(["trial_id", "epoch"], keep="last")

@@ -1,0 +1,105 @@
+"""`tuner run`: prepare the data once, start or resume the Ray Tune experiment, settle every trial's stop reason,
+export the Optuna study and summarise."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+
+import pandas as pd
+
+from tuner import records as records_module
+from tuner.data import prepare
+from tuner.errors import SpecError
+from tuner.experiment import experiment_dir as make_experiment_dir
+from tuner.experiment import load_saved_spec, save_spec, spec_differences
+from tuner.spec import ExperimentSpec
+from tuner.summarize import stop_reason_counts, trial_table
+
+
+@dataclass
+class RunSummary:
+    spec: ExperimentSpec
+    experiment_dir: str
+    trials: pd.DataFrame
+    counts: dict[str, int]
+    expected_trials: int
+    study_path: str | None
+
+    @property
+    def interrupted(self) -> bool:
+        ended = sum(v for k, v in self.counts.items() if k != "running")
+        return ended < self.expected_trials
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        return 1 if self.counts["failed"] or self.counts["diverged"] else 0
+
+
+def run_experiment(
+    spec: ExperimentSpec,
+    data_dir: str | None = None,
+    fresh: bool = False,
+    resume_errored: bool = False,
+    restart_errored: bool = False,
+) -> RunSummary:
+    from tuner import search
+
+    directory = make_experiment_dir(spec.storage, spec.name)
+    restore = False
+    if os.path.isdir(directory) and not fresh:
+        saved = load_saved_spec(directory)
+        changed = spec_differences(saved, spec)
+        if changed:
+            raise SpecError(
+                f"{directory}: experiment {spec.name} was started with another spec (changed: {', '.join(changed)}); "
+                "run with --fresh to start over, or --name to start a new experiment"
+            )
+        restore = search.can_restore(directory)
+    if not restore and os.path.isdir(directory):
+        shutil.rmtree(directory)  # --fresh, or it never got as far as a restorable state
+    data = prepare(spec.dataset, data_dir)
+    print(data.summary(), flush=True)
+    search.start_ray()
+    if restore:
+        print(f"resuming {directory}", flush=True)
+        tuner = search.restored_tuner(spec, data, directory, resume_errored, restart_errored)
+    else:
+        save_spec(directory, spec)
+        tuner = search.new_tuner(spec, data, os.path.dirname(directory), directory)
+    tuner.fit()
+    return settle(spec, directory, search.trial_statuses(directory), search.num_samples(spec))
+
+
+def settle(spec: ExperimentSpec, directory: str, statuses: dict[str, str], expected_trials: int) -> RunSummary:
+    """Write the stop reason of every trial that ended without one (early-stopped or failed), then summarise.
+
+    `statuses` are Ray's final trial states: TERMINATED (ended normally), ERROR (retries exhausted), or
+    anything else (still pending or running: the run was interrupted).
+    """
+    records = records_module.load(directory)
+    if not records.empty:
+        for trial_id, trial in records.groupby("trial_id"):
+            last = trial.loc[trial["epoch"].idxmax()]
+            status = statuses.get(trial_id)
+            if isinstance(last["stop_reason"], str) or status not in ("TERMINATED", "ERROR"):
+                continue
+            writer = records_module.RecordWriter(directory, trial_id, spec.fixed.k)
+            row = writer.read(int(last["epoch"]))
+            row.update(status="ended", stop_reason="failed" if status == "ERROR" else "early_stopped")
+            writer.write(row)
+        records = records_module.load(directory)
+    trials = trial_table(records, spec.metric, spec.mode)
+    counts = stop_reason_counts(trials)
+    # trials that failed before writing a single record
+    recorded = set(trials["trial_id"]) if not trials.empty else set()
+    counts["failed"] += sum(1 for t, s in statuses.items() if s == "ERROR" and t not in recorded)
+    study_path = None
+    if not trials.empty:
+        from tuner.study_export import export_study
+
+        study_path = export_study(spec, records, trials, directory)
+    return RunSummary(spec, directory, trials, counts, expected_trials, study_path)

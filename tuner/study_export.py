@@ -1,0 +1,62 @@
+"""The experiment as an Optuna study in <experiment>/optuna.db, for `optuna-dashboard sqlite:///.../optuna.db`.
+
+Rebuilt from the records (the ground truth, also after resumes): finished trials are COMPLETE with their best
+validation value, early-stopped ones PRUNED, failed and diverged ones FAIL; every evaluated epoch is an
+intermediate value.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import optuna
+import pandas as pd
+
+from tuner.spec import ExperimentSpec
+
+_STATES = {
+    "finished": optuna.trial.TrialState.COMPLETE,
+    "early_stopped": optuna.trial.TrialState.PRUNED,
+    "failed": optuna.trial.TrialState.FAIL,
+    "diverged": optuna.trial.TrialState.FAIL,
+}
+
+
+def export_study(spec: ExperimentSpec, records: pd.DataFrame, trials: pd.DataFrame, directory: str) -> str:
+    from tuner.search import optuna_distribution
+
+    path = os.path.join(directory, "optuna.db")
+    temporary = path + ".tmp"
+    if os.path.exists(temporary):
+        os.remove(temporary)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        storage=f"sqlite:///{temporary}", study_name=spec.name, direction="maximize" if spec.mode == "max" else "minimize"
+    )
+    distributions = {name: optuna_distribution(param) for name, param in spec.params.items()}
+    for _, trial in trials.iterrows():
+        state = _STATES.get(trial["stop_reason"])
+        if state is None:
+            continue  # still running (interrupted): not part of the study yet
+        rows = records[(records["trial_id"] == trial["trial_id"]) & records["evaluated"]]
+        value = trial.get(spec.metric)
+        complete = state == optuna.trial.TrialState.COMPLETE and value is not None and math.isfinite(value)
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={name: _plain(trial[f"param_{name}"]) for name in distributions},
+                distributions=distributions,
+                value=float(value) if complete else None,
+                state=state if complete or state != optuna.trial.TrialState.COMPLETE else optuna.trial.TrialState.FAIL,
+                intermediate_values={int(e): float(v) for e, v in zip(rows["epoch"], rows[spec.metric]) if math.isfinite(v)},
+                user_attrs={"trial_id": trial["trial_id"], "stop_reason": trial["stop_reason"]},
+            )
+        )
+    os.replace(temporary, path)
+    return path
+
+
+def _plain(value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value

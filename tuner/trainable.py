@@ -1,0 +1,112 @@
+"""The Ray Tune trainable: one trial = sampled config -> Hyperparameters -> Trainer, with records and checkpoints.
+
+Every epoch is written to the records before anything is reported, so what Ray later does to the trial
+(stop, kill, retry) cannot lose it. Tune sees a report at every evaluated epoch; checkpoints ride on those
+reports, at least `failure.checkpoint_every` epochs apart, and always at the last epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from typing import Any
+
+import ray
+import torch
+from ray import tune
+
+from tuner.data import SplitData
+from tuner.errors import DivergedError
+from tuner.models import build_model
+from tuner.records import RecordWriter, param_values
+from tuner.spec import ExperimentSpec
+from tuner.training import EpochResult, Trainer
+
+CHECKPOINT_FILE = "trainer.pt"
+
+
+def train_trial(config: dict[str, Any], *, data: SplitData, spec_json: str, experiment_dir: str) -> None:
+    spec = ExperimentSpec.model_validate_json(spec_json)
+    hp = spec.trial_hyperparameters(config)
+    context = tune.get_context()
+    trial_id = context.get_trial_id()
+    cpus = context.get_trial_resources().required_resources.get("CPU", 1)
+    torch.set_num_threads(max(1, int(cpus)))  # concurrent trials must not fight over cores
+    device = torch.device("cuda") if ray.get_gpu_ids() and torch.cuda.is_available() else torch.device("cpu")
+
+    torch.manual_seed(hp.seed)
+    model = build_model(spec.model, data.num_users, data.num_items, torch.tensor(data.train), **hp.model_dump())
+    trainer = Trainer(model, data, hp, device)
+    cumulative_seconds = 0.0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            state = torch.load(os.path.join(folder, CHECKPOINT_FILE), map_location=device, weights_only=True)
+        trainer.load_state_dict(state["trainer"])
+        cumulative_seconds = float(state["cumulative_seconds"])
+    last_checkpoint_epoch = trainer.epochs_done
+
+    writer = RecordWriter(experiment_dir, trial_id, hp.k)
+    base_row = {
+        "experiment": spec.name,
+        "trial_id": trial_id,
+        "attempt": writer.start_attempt(),
+        "model": spec.model,
+        "dataset": data.dataset,
+        "split_hash": data.split_hash,
+        "seed": hp.seed,
+        "device": str(device),
+        **param_values(hp),
+    }
+    epochs = trainer.run()
+    while True:
+        try:
+            result = next(epochs)
+        except StopIteration:
+            return
+        except DivergedError as exc:
+            _report_divergence(spec, writer, base_row, trainer.epochs_done + 1, cumulative_seconds, str(exc))
+            return
+        cumulative_seconds += result.train_seconds + result.eval_seconds
+        last = result.epoch == hp.epochs
+        writer.write(_row(base_row, result, cumulative_seconds, "finished" if last else None))
+        if not result.evaluated:
+            continue
+        metrics = {"epoch": result.epoch, "loss": result.loss, **result.metrics}
+        if last or result.epoch - last_checkpoint_epoch >= spec.failure.checkpoint_every:
+            last_checkpoint_epoch = result.epoch
+            with tempfile.TemporaryDirectory() as folder:
+                state = {"trainer": trainer.state_dict(), "cumulative_seconds": cumulative_seconds}
+                torch.save(state, os.path.join(folder, CHECKPOINT_FILE))
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        else:
+            tune.report(metrics)
+
+
+def _row(base: dict, result: EpochResult, cumulative_seconds: float, stop_reason: str | None) -> dict:
+    return {
+        **base,
+        **result.metrics,
+        "epoch": result.epoch,
+        "status": "ended" if stop_reason else "running",
+        "stop_reason": stop_reason,
+        "loss": result.loss,
+        "bpr_loss": result.bpr_loss,
+        "epoch_seconds": result.train_seconds + result.eval_seconds,
+        "sample_seconds": result.sample_seconds,
+        "eval_seconds": result.eval_seconds,
+        "cumulative_seconds": cumulative_seconds,
+        "evaluated": result.evaluated,
+    }
+
+
+def _report_divergence(spec, writer, base_row, epoch, cumulative_seconds, message) -> None:
+    """Record the diverged epoch and end the trial normally (so Ray does not retry it); the report's
+    `diverged` flag makes the searcher mark the Optuna trial FAILED and its metric is the worst possible."""
+    writer.write(
+        {**base_row, "epoch": epoch, "status": "ended", "stop_reason": "diverged", "loss": math.nan,
+         "cumulative_seconds": cumulative_seconds, "evaluated": False}
+    )
+    worst = -math.inf if spec.mode == "max" else math.inf
+    tune.report({"epoch": epoch, spec.metric: worst, "diverged": True, "error": message})
