@@ -1,0 +1,180 @@
+"""`tuner run` on Ray with 2 CPUs and tiny synthetic data: retries from checkpoints, divergence, ASHA, resume."""
+
+import glob
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import ray
+import torch
+import yaml
+
+from tuner import records as records_module
+from tuner.data import prepare
+from tuner.hyperparameters import Hyperparameters
+from tuner.models import build_model
+from tuner.run_command import run_experiment
+from tuner.spec import validate_spec
+from tuner.training import Trainer
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _spec(tmp_path, **changes):
+    raw = {
+        "name": "tiny",
+        "model": "lightgcn",
+        "dataset": {"name": "synthetic", "synthetic": {"num_users": 60, "num_items": 40, "interactions_per_user": 10}},
+        "metric": "val/recall@10",
+        "fixed": {"embedding_dim": 8, "num_layers": 1, "epochs": 6, "batch_size": 128, "k": [10], "eval_every": 1},
+        "params": {"lr": {"type": "categorical", "choices": [0.01, 0.02]}},
+        "search": {"sampler": "grid", "max_concurrent": 2},
+        "scheduler": {"kind": "none"},
+        "failure": {"max_failures": 2, "checkpoint_every": 2},
+        "storage": str(tmp_path / "runs"),
+    }
+    for key, value in changes.items():
+        raw[key] = {**raw[key], **value} if isinstance(value, dict) and isinstance(raw.get(key), dict) else value
+    return validate_spec(raw, "test")
+
+
+@pytest.fixture(scope="module")
+def ray_with_faults(tmp_path_factory):
+    fault_dir = tmp_path_factory.mktemp("faults")
+    os.environ["TUNER_TEST_FAULT_DIR"] = str(fault_dir)
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    ray.init(num_cpus=2, include_dashboard=False, runtime_env={"worker_process_setup_hook": "tests.faults.install"})
+    yield fault_dir
+    ray.shutdown()
+
+
+def _set_faults(fault_dir, **faults):
+    (fault_dir / "faults.json").write_text(json.dumps(faults))
+    for marker in fault_dir.glob("raised-*"):
+        marker.unlink()
+
+
+def assert_one_row_per_trial_epoch(records, trials):
+    assert not records.duplicated(["trial_id", "epoch"]).any()
+    for trial_id, rows in records.groupby("trial_id"):
+        assert sorted(rows["epoch"]) == list(range(1, rows["epoch"].max() + 1)), trial_id
+        last = rows.loc[rows["epoch"].idxmax()]
+        assert last["status"] == "ended" and isinstance(last["stop_reason"], str)
+    assert set(records["trial_id"]) == set(trials["trial_id"])
+
+
+def optuna_states(experiment_dir):
+    """The trial states inside the searcher Ray saved (trusted: our own experiment folder)."""
+    newest = sorted(glob.glob(os.path.join(experiment_dir, "searcher-state-*.pkl")))[-1]
+    with open(newest, "rb") as f:
+        state = pickle.load(f)
+    return [trial.state.name for trial in state["_ot_study"].trials]
+
+
+def test_trial_that_raises_once_resumes_from_its_checkpoint(tmp_path, ray_with_faults):
+    _set_faults(ray_with_faults, raise_once_at_epoch=5)
+    spec = _spec(tmp_path)
+    summary = run_experiment(spec)
+    assert summary.exit_code == 0 and summary.counts["finished"] == 2
+    records = records_module.load(summary.experiment_dir)
+    assert_one_row_per_trial_epoch(records, summary.trials)
+    for _, rows in records.groupby("trial_id"):
+        # epochs 1-4 from the first attempt; the checkpoint at epoch 4 is where the retry started
+        assert list(rows.sort_values("epoch")["attempt"]) == [1, 1, 1, 1, 2, 2]
+
+    # and the resumed trial ends exactly where an uninterrupted run does
+    row = records[records["param_lr"] == 0.01].sort_values("epoch").iloc[-1]
+    data = prepare(spec.dataset)
+    hp = spec.trial_hyperparameters({"lr": 0.01})
+    torch.manual_seed(hp.seed)
+    model = build_model("lightgcn", data.num_users, data.num_items, torch.tensor(data.train), **hp.model_dump())
+    uninterrupted = list(Trainer(model, data, hp).run())[-1]
+    assert row["loss"] == pytest.approx(uninterrupted.loss, rel=1e-6)
+    assert row["val/recall@10"] == pytest.approx(uninterrupted.metrics["val/recall@10"], abs=1e-9)
+
+
+def test_diverged_trial_fails_once_and_is_not_retried(tmp_path, ray_with_faults):
+    _set_faults(ray_with_faults, nan_when_lr_at_least=0.3)
+    spec = _spec(tmp_path, params={"lr": {"type": "categorical", "choices": [0.01, 0.5]}})
+    summary = run_experiment(spec)
+    assert summary.exit_code == 1
+    assert (summary.counts["finished"], summary.counts["diverged"]) == (1, 1)
+    records = records_module.load(summary.experiment_dir)
+    diverged = records[records["stop_reason"] == "diverged"]
+    assert len(diverged) == 1 and diverged.iloc[0]["epoch"] == 1
+    trial_dir = Path(summary.experiment_dir) / "records" / f"trial_id={diverged.iloc[0]['trial_id']}"
+    assert [p.name for p in trial_dir.glob("attempt=*")] == ["attempt=1"]
+    assert sorted(optuna_states(summary.experiment_dir)) == ["COMPLETE", "FAIL"]
+    assert summary.trials.iloc[0]["stop_reason"] == "finished"
+
+
+def test_asha_stops_trials_and_they_are_never_ranked_as_finished(tmp_path, ray_with_faults):
+    _set_faults(ray_with_faults)
+    spec = _spec(
+        tmp_path,
+        params={"lr": {"type": "float", "low": 1e-4, "high": 0.2, "log": True}},
+        search={"sampler": "random", "num_samples": 6, "max_concurrent": 2},
+        scheduler={"kind": "asha", "grace_period": 1, "reduction_factor": 2},
+        fixed={"embedding_dim": 8, "num_layers": 1, "epochs": 8, "batch_size": 128, "k": [10], "eval_every": 1},
+    )
+    summary = run_experiment(spec)
+    assert summary.exit_code == 0
+    assert summary.counts["early_stopped"] >= 1 and summary.counts["finished"] >= 1
+    assert summary.counts["early_stopped"] + summary.counts["finished"] == 6
+    records = records_module.load(summary.experiment_dir)
+    assert_one_row_per_trial_epoch(records, summary.trials)
+    stopped = summary.trials[summary.trials["stop_reason"] == "early_stopped"]
+    assert (stopped["epochs_run"] < 8).all()
+    ranks = list(summary.trials["stop_reason"])
+    assert ranks == sorted(ranks, key=lambda r: r != "finished")  # finished trials first, whatever their metric
+    assert "RUNNING" not in optuna_states(summary.experiment_dir)
+
+
+def _tuner_cli(*args, **kwargs):
+    env = {**os.environ, "TUNER_OFFLINE": "1"}
+    env.pop("TUNER_TEST_FAULT_DIR", None)
+    return subprocess.Popen([sys.executable, "-m", "tuner", *map(str, args)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+def test_driver_killed_mid_run_then_rerun_resumes(tmp_path):
+    if ray.is_initialized():
+        ray.shutdown()
+    spec = _spec(
+        tmp_path,
+        params={"lr": {"type": "float", "low": 1e-3, "high": 0.1, "log": True}},
+        search={"sampler": "tpe", "num_samples": 4, "max_concurrent": 2},
+        fixed={"embedding_dim": 8, "num_layers": 1, "epochs": 30, "batch_size": 32, "k": [10], "eval_every": 1},
+    )
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(spec.model_dump(mode="json", exclude_unset=True)))
+    experiment_dir = Path(spec.storage) / spec.name
+
+    driver = _tuner_cli("run", spec_file, start_new_session=True)
+    deadline = time.time() + 240
+    while len(list(experiment_dir.glob("records/*/epoch=*.parquet"))) < 8 and time.time() < deadline:
+        time.sleep(0.5)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray instance it started, as in a crash
+    driver.wait()
+    assert driver.returncode != 0
+
+    rerun = _tuner_cli("run", spec_file)
+    output, _ = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, output
+    assert "resuming" in output and "trials: 4 of 4" in output
+    records = records_module.load(str(experiment_dir))
+    from tuner.summarize import trial_table
+
+    trials = trial_table(records, spec.metric, spec.mode)
+    assert len(trials) == 4 and set(trials["stop_reason"]) <= {"finished", "early_stopped"}
+    assert_one_row_per_trial_epoch(records, trials)
+    assert "RUNNING" not in optuna_states(str(experiment_dir))
+    assert len(optuna_states(str(experiment_dir))) == 4
