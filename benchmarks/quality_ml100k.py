@@ -22,7 +22,7 @@ from tuner.train_command import train
 DATASET = {"name": "movielens-100k", "split": {"kind": "random", "test": 0.2, "val": 0.1, "seed": 0}}
 COMMON = {"embedding_dim": 64, "batch_size": 1024, "epochs": 100, "eval_every": 5, "k": [20]}
 CONFIGS = {
-    "lightgcn": {"num_layers": 3, "lr": 0.005, "weight_decay": 1e-3},
+    "lightgcn": {"num_layers": 3, "lr": 0.005, "weight_decay": 1e-3},  # samples_per_user: one per edge
     "ngcf": {"num_layers": 3, "lr": 0.001, "weight_decay": 1e-4, "dropout": 0.1},
     "mf": {"lr": 0.001, "weight_decay": 1e-2},
 }

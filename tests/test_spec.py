@@ -80,3 +80,55 @@ def test_shipped_specs_are_valid():
     assert specs
     for path in specs:
         load_spec(path)
+
+
+TUNING = MINIMAL + "params:\n"
+
+
+@pytest.mark.parametrize(
+    "params, expected",
+    [
+        ("  lr: {type: normal, low: 0, high: 1}", "params.lr.type: Input should be 'float', 'int' or 'categorical'"),
+        ("  lr: {type: float, low: 0.1, high: 0.01}", "params.lr: low (0.1) is greater than high (0.01)"),
+        ("  lr: {type: float, low: 0, high: 0.1, log: true}", "params.lr: log: a log-scaled range needs low > 0"),
+        ("  embedding_dim: {type: categorical, choices: []}", "params.embedding_dim: choices: a categorical parameter needs"),
+        ("  momentum: {type: float, low: 0, high: 1}", "params.momentum: not a searchable hyperparameter"),
+        ("  epochs: {type: int, low: 1, high: 5}", "params.epochs: not a searchable hyperparameter"),
+        ("  num_layers: {type: int, low: 1.5, high: 3}", "params.num_layers: an int parameter needs integer"),
+        ("  lr: {type: float, low: 0.001, high: 0.1, colour: red}", "params.lr.colour: unknown key"),
+    ],
+)
+def test_bad_search_spaces(tmp_path, params, expected):
+    message = _error(tmp_path, TUNING + params + "\n")
+    assert expected in message and "\n" not in message
+
+
+def test_searched_and_fixed_is_an_error(tmp_path):
+    message = _error(tmp_path, TUNING + "  lr: {type: float, low: 0.001, high: 0.1}\nfixed: {lr: 0.01}\n")
+    assert "params.lr: is also set in fixed" in message
+
+
+def test_grid_sampler_needs_enumerable_values(tmp_path):
+    text = TUNING + "  lr: {type: float, low: 0.001, high: 0.1}\nsearch: {sampler: grid}\n"
+    assert "params.lr.step: the grid sampler needs a step" in _error(tmp_path, text)
+    spec = _load(tmp_path, TUNING + "  lr: {type: float, low: 0.01, high: 0.03, step: 0.01}\n"
+                 "  num_layers: {type: int, low: 1, high: 3}\nsearch: {sampler: grid}\n")
+    assert spec.params["lr"].grid_values() == [0.01, 0.02, 0.03] and spec.grid_size() == 9
+
+
+def test_tuning_needs_a_validation_set(tmp_path):
+    text = TUNING + "  lr: {type: float, low: 0.001, high: 0.1}\ndataset: {split: {val: 0}}\n"
+    assert "dataset.split.val: tuning selects on validation" in _error(tmp_path, text)
+
+
+def test_trial_hyperparameters_fill_the_fixed_block(tmp_path):
+    spec = _load(tmp_path, TUNING + "  lr: {type: float, low: 0.001, high: 0.1}\nfixed: {epochs: 7}\n")
+    hp = spec.trial_hyperparameters({"lr": 0.05})
+    assert (hp.lr, hp.epochs, hp.embedding_dim) == (0.05, 7, 64)
+
+
+def test_json_schema_lists_every_section():
+    from tuner.spec import ExperimentSpec
+
+    schema = ExperimentSpec.model_json_schema()
+    assert {"name", "model", "dataset", "fixed", "params", "search", "scheduler", "resources", "failure", "storage"} <= set(schema["properties"])

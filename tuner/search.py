@@ -100,6 +100,7 @@ def new_tuner(spec: ExperimentSpec, data: SplitData, storage: str, experiment_di
             num_samples=num_samples(spec),
             max_concurrent_trials=spec.search.max_concurrent,
             trial_dirname_creator=trial_dirname,
+            reuse_actors=True,  # a new trial reuses a finished trial's worker: no fresh process importing torch
         ),
         run_config=_run_config(spec, storage),
     )

@@ -1,0 +1,101 @@
+"""`tuner run / best / records / validate / schema` as a user runs them (subprocesses, tiny synthetic data)."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from tests.test_cli_train import tuner
+from tuner import records
+
+pytestmark = pytest.mark.slow
+
+SPEC = """\
+name: e2e
+model: lightgcn
+dataset:
+  name: synthetic
+  synthetic: {num_users: 60, num_items: 40, interactions_per_user: 10}
+metric: val/recall@10
+fixed: {embedding_dim: 8, batch_size: 128, epochs: 3, eval_every: 1, k: [5, 10]}
+params:
+  lr: {type: float, low: 1e-3, high: 1e-1, log: true}
+  num_layers: {type: int, low: 1, high: 2}
+search: {sampler: tpe, num_samples: 3, max_concurrent: 2}
+scheduler: {kind: none}
+"""
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("e2e")
+    (folder / "spec.yaml").write_text(SPEC)
+    result = tuner("run", "spec.yaml", "--storage", "out", cwd=folder)
+    return folder, result
+
+
+def test_run_summarises_and_exits_zero(experiment):
+    folder, result = experiment
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "best trial" in result.stdout and "trials: 3 of 3 — 3 finished" in result.stdout
+    assert (folder / "out" / "e2e" / "optuna.db").is_file()
+    assert len(list((folder / "out" / "e2e" / "records").glob("trial_id=*/epoch=*.parquet"))) == 9
+
+
+def test_records_export_one_row_per_trial_epoch(experiment):
+    folder, _ = experiment
+    result = tuner("records", "e2e", "--storage", "out", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    (folder / "records.csv").write_text(result.stdout)
+    frame = pd.read_csv(folder / "records.csv")
+    assert len(frame) == 9 and not frame.duplicated(["trial_id", "epoch"]).any()
+    assert set(frame["stop_reason"].dropna()) == {"finished"}
+    parquet = tuner("records", "e2e", "--storage", "out", "--format", "parquet", "--out", "r.parquet", cwd=folder)
+    assert parquet.returncode == 0 and len(pd.read_parquet(folder / "r.parquet")) == 9
+
+
+def test_best_config_trains_to_the_same_numbers(experiment):
+    folder, _ = experiment
+    result = tuner("best", "e2e", "--storage", "out", "--out", "best.yaml", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    train = tuner("train", "best.yaml", "--threads", "1", "--output", "best.json", cwd=folder)
+    assert train.returncode == 0, train.stderr
+    trained = json.loads((folder / "best.json").read_text())
+    frame = records.load(str(folder / "out" / "e2e"))
+    header = (folder / "best.yaml").read_text().splitlines()[0]
+    trial_id = header.split("trial ")[1].split()[0]
+    rows = frame[frame["trial_id"].astype(str) == trial_id].sort_values("epoch")
+    assert [e["loss"] for e in trained["epochs"]] == pytest.approx(list(rows["loss"]), rel=1e-9)
+    assert trained["best_metrics"]["test/recall@10"] == pytest.approx(
+        rows.loc[rows["epoch"] == trained["best_epoch"], "test/recall@10"].item(), abs=1e-12
+    )
+
+
+def test_rerun_with_a_changed_spec_is_refused(experiment):
+    folder, _ = experiment
+    result = tuner("run", "spec.yaml", "--storage", "out", "--set", "fixed.epochs=4", cwd=folder)
+    assert result.returncode == 2
+    assert "was started with another spec (changed: fixed.epochs)" in result.stderr
+
+
+def test_rerun_of_a_finished_experiment_changes_nothing(experiment):
+    folder, _ = experiment
+    result = tuner("run", "spec.yaml", "--storage", "out", cwd=folder)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert "trials: 3 of 3 — 3 finished" in result.stdout
+    assert len(list((folder / "out" / "e2e" / "records").glob("trial_id=*/epoch=*.parquet"))) == 9
+
+
+def test_validate_and_schema(tmp_path):
+    (tmp_path / "spec.yaml").write_text(SPEC)
+    result = tuner("validate", tmp_path / "spec.yaml")
+    assert result.returncode == 0 and "valid" in result.stdout and "searching lr, num_layers" in result.stdout
+    bad = tuner("validate", tmp_path / "spec.yaml", "--set", "params.lr.low=-1")
+    assert bad.returncode == 2 and "params.lr: log: a log-scaled range needs low > 0" in bad.stderr
+    schema = json.loads(tuner("schema").stdout)
+    assert "params" in schema["properties"]
+
+
+def test_best_of_a_missing_experiment(tmp_path):
+    result = tuner("best", "nope", "--storage", tmp_path)
+    assert result.returncode == 2 and "not a tuner experiment" in result.stderr

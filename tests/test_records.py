@@ -1,0 +1,72 @@
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from tuner import records
+from tuner.hyperparameters import Hyperparameters
+
+
+def _row(trial, epoch, attempt=1, stop_reason=None, recall=0.1):
+    return {
+        "experiment": "e", "trial_id": trial, "attempt": attempt, "model": "mf", "dataset": "synthetic",
+        "split_hash": "h", "seed": 0, "device": "cpu", "epoch": epoch, "status": "ended" if stop_reason else "running",
+        "stop_reason": stop_reason, "loss": 1.0 / epoch, "evaluated": True, "val/recall@10": recall,
+        **records.param_values(Hyperparameters(k=[10])),
+    }
+
+
+def test_schema_has_every_metric_and_hyperparameter():
+    schema = records.record_schema([10, 20])
+    for name in ("experiment", "trial_id", "attempt", "split_hash", "seed", "epoch", "status", "stop_reason", "loss",
+                 "epoch_seconds", "cumulative_seconds", "test/ndcg@20", "train/precision@10", "val/users",
+                 "param_lr", "param_weight_decay", "param_samples_per_user", "param_regularization"):
+        assert name in schema.names, name
+
+
+def test_writer_and_reader_round_trip(tmp_path):
+    writer = records.RecordWriter(str(tmp_path), "t1", [10])
+    for epoch in (1, 2):
+        writer.write(_row("t1", epoch))
+    frame = records.load(str(tmp_path))
+    assert list(frame["epoch"]) == [1, 2]
+    assert frame["val/recall@10"].tolist() == [0.1, 0.1]
+    assert not list((tmp_path / "records" / "trial_id=t1").glob(".tmp-*"))  # no temporary files left
+
+
+def test_retried_epochs_newest_attempt_wins_and_rolled_back_epochs_are_dropped(tmp_path):
+    writer = records.RecordWriter(str(tmp_path), "t1", [10])
+    for epoch in (1, 2, 3, 4):  # first attempt got to epoch 4; its checkpoint was at epoch 2
+        writer.write(_row("t1", epoch, attempt=1))
+    writer.write(_row("t1", 3, attempt=2, stop_reason="early_stopped", recall=0.3))  # the retry stopped at 3
+    frame = records.load(str(tmp_path))
+    assert list(zip(frame["epoch"], frame["attempt"])) == [(1, 1), (2, 1), (3, 2)]
+    assert frame.iloc[-1]["val/recall@10"] == 0.3
+
+
+def test_attempts_are_numbered_per_trial(tmp_path):
+    assert records.RecordWriter(str(tmp_path), "t1", [10]).start_attempt() == 1
+    assert records.RecordWriter(str(tmp_path), "t1", [10]).start_attempt() == 2
+    assert records.RecordWriter(str(tmp_path), "t2", [10]).start_attempt() == 1
+
+
+def test_truncated_file_is_skipped_with_a_warning(tmp_path):
+    writer = records.RecordWriter(str(tmp_path), "t1", [10])
+    writer.write(_row("t1", 1))
+    writer.write(_row("t1", 2))
+    path = tmp_path / "records" / "trial_id=t1" / "epoch=2.parquet"
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.warns(UserWarning, match="epoch=2.parquet: skipped"):
+        frame = records.load(str(tmp_path))
+    assert list(frame["epoch"]) == [1]
+
+
+def test_empty_experiment_gives_empty_frame(tmp_path):
+    assert records.load(str(tmp_path)).empty
+
+
+def test_files_are_plain_parquet(tmp_path):
+    records.RecordWriter(str(tmp_path), "t1", [10]).write(_row("t1", 1))
+    table = pq.read_table(tmp_path / "records" / "trial_id=t1" / "epoch=1.parquet")
+    assert table.schema == records.record_schema([10])
+    assert isinstance(table.to_pandas(), pd.DataFrame)
