@@ -188,6 +188,21 @@ def records(
 
 @app.command()
 @_handle_errors
+def report(
+    experiment: str = typer.Argument(..., help="Experiment name (under --storage) or folder."),
+    storage: str = typer.Option("runs", help="Where experiments are written."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Report folder (default: <experiment>/report)."),
+) -> None:
+    """Write report.md, report.html, plots/*.png and tables/*.csv from the experiment's records (no Ray needed)."""
+    from tuner.experiment import resolve
+    from tuner.report import write_report
+
+    folder = write_report(resolve(experiment, storage), str(out) if out else None)
+    typer.echo(f"wrote {folder / 'report.md'}, {folder / 'report.html'}, {folder / 'plots'}, {folder / 'tables'}")
+
+
+@app.command()
+@_handle_errors
 def datasets(data_dir: Optional[Path] = DataDirOption) -> None:
     """List the datasets tuner knows and whether their raw files are present."""
     from tuner.data import DATASETS

@@ -75,23 +75,40 @@ class Evaluator:
         self.ideal_dcg = torch.cumsum(discount, 0)  # ideal_dcg[m-1]: DCG of m hits at the top
 
     @torch.no_grad()
-    def evaluate(self, score_fn: ScoreFn, splits: Sequence[str] = SPLITS) -> dict[str, float]:
+    def evaluate(
+        self, score_fn: ScoreFn, splits: Sequence[str] = SPLITS, per_user: dict | None = None
+    ) -> dict[str, float]:
+        """Mean of every metric over the users with ground truth in each split, plus `<split>/users`.
+        Given a dict `per_user`, also stores each split's (users, values) from evaluate_per_user in it."""
         results: dict[str, float] = {}
         for split in splits:
-            truth, mask = self.plan[split]
-            users = torch.nonzero(truth.degree() > 0).flatten()
-            sums = torch.zeros(len(METRICS), len(self.ks), dtype=torch.float64, device=self.device)
-            for start in range(0, len(users), self.batch_size):
-                batch = users[start : start + self.batch_size]
-                sums += self._batch_sums(score_fn(batch), batch, truth, mask)
-            n_users = max(len(users), 1)
-            for m, metric in enumerate(METRICS):
-                for j, k in enumerate(self.ks):
-                    results[f"{split}/{metric}@{k}"] = float(sums[m, j] / n_users)
+            users, values = self.evaluate_per_user(score_fn, split)
+            if per_user is not None:
+                per_user[split] = (users, values)
+            for name, column in values.items():
+                results[f"{split}/{name}"] = float(column.mean()) if len(users) else 0.0
             results[f"{split}/users"] = float(len(users))
         return results
 
-    def _batch_sums(self, scores: Tensor, users: Tensor, truth: _CSR, mask: _CSR | None) -> Tensor:
+    @torch.no_grad()
+    def evaluate_per_user(self, score_fn: ScoreFn, split: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The users with ground truth in `split` and each one's metrics: {"recall@20": array, ...}."""
+        truth, mask = self.plan[split]
+        users = torch.nonzero(truth.degree() > 0).flatten()
+        batches = [
+            self._batch_values(score_fn(batch), batch, truth, mask)
+            for batch in torch.split(users, self.batch_size)
+        ]
+        values = torch.cat(batches, dim=0) if batches else torch.zeros(0, len(METRICS), len(self.ks), dtype=torch.float64)
+        columns = {
+            f"{metric}@{k}": values[:, m, j].cpu().numpy()
+            for j, k in enumerate(self.ks)
+            for m, metric in enumerate(METRICS)
+        }
+        return users.cpu().numpy(), columns
+
+    def _batch_values(self, scores: Tensor, users: Tensor, truth: _CSR, mask: _CSR | None) -> Tensor:
+        """(batch, metric, K) values for each user of the batch."""
         scores = scores.float().clone()
         if mask is not None:
             row, item = mask.rows(users)
@@ -108,8 +125,8 @@ class Evaluator:
         for k in self.ks:
             h = cum_hits[:, k - 1]
             ideal = self.ideal_dcg[torch.clamp(n_true, max=k).long() - 1]
-            out.append(torch.stack([h / k, h / n_true, cum_dcg[:, k - 1] / ideal, (h > 0).double()]).sum(1))
-        return torch.stack(out, dim=1)
+            out.append(torch.stack([h / k, h / n_true, cum_dcg[:, k - 1] / ideal, (h > 0).double()], dim=1))
+        return torch.stack(out, dim=2)
 
 
 def embedding_scores(users_emb: Tensor, items_emb: Tensor) -> ScoreFn:

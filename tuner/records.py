@@ -34,6 +34,7 @@ _BASE_FIELDS = [
     pa.field("split_hash", pa.string(), nullable=False),
     pa.field("seed", pa.int64(), nullable=False),
     pa.field("device", pa.string()),
+    pa.field("trial_started", pa.float64()),  # unix time of the trial's first start (orders trials)
     pa.field("epoch", pa.int32(), nullable=False),
     pa.field("status", pa.string(), nullable=False),  # running | ended
     pa.field("stop_reason", pa.string()),  # null while running; finished | early_stopped | failed | diverged
@@ -168,3 +169,27 @@ def _drop_rolled_back(frame: pd.DataFrame) -> pd.DataFrame:
     reached = frame[frame["attempt"] == newest].groupby("trial_id")["epoch"].max()
     frame = frame[frame["epoch"] <= frame["trial_id"].map(reached)]
     return frame.sort_values("attempt").drop_duplicates(["trial_id", "epoch"], keep="last")
+
+
+PER_USER_DIR = "per_user"
+
+
+def write_per_user(experiment_dir: str, trial_id: str, epoch: int, users, values: dict) -> None:
+    """Per-user test metrics of a trial's best-validation epoch so far (for paired per-user tests), atomically
+    replacing the previous ones: <experiment>/per_user/trial_id=<id>.parquet."""
+    fs, root = filesystem(experiment_dir)
+    folder = posixpath.join(root, PER_USER_DIR)
+    fs.create_dir(folder, recursive=True)
+    table = pa.table({"trial_id": [trial_id] * len(users), "epoch": pa.array([epoch] * len(users), pa.int32()),
+                      "user": pa.array(users, pa.int64()), **{f"test/{k}": pa.array(v, pa.float64()) for k, v in values.items()}})
+    temporary = posixpath.join(folder, f".tmp-{uuid.uuid4().hex}.parquet")
+    with fs.open_output_stream(temporary) as stream:
+        pq.write_table(table, stream)
+    fs.move(temporary, posixpath.join(folder, f"trial_id={trial_id}.parquet"))
+
+
+def load_per_user(experiment_dir: str) -> pd.DataFrame:
+    fs, root = filesystem(experiment_dir)
+    selector = pafs.FileSelector(posixpath.join(root, PER_USER_DIR), allow_not_found=True)
+    paths = sorted(i.path for i in fs.get_file_info(selector) if posixpath.basename(i.path).startswith("trial_id="))
+    return _read_one_by_one(fs, paths).to_pandas() if paths else pd.DataFrame()

@@ -61,7 +61,7 @@ def run_summary_text(summary) -> str:
         best = finished.iloc[0]
         k = spec.fixed.k[-1]
         test = "  ".join(f"{m}@{k} {best[f'test/{m}@{k}']:.4f}" for m in METRICS)
-        params = ", ".join(f"{name}={_plain(best[f'param_{name}'])}" for name in spec.params) or "(fixed)"
+        params = ", ".join(f"{name}={_plain(best[f'param_{name}'])}" for name in spec.searched()) or "(fixed)"
         lines += [
             f"best trial {best['trial_id']}: {spec.metric} {best[spec.metric]:.4f} at epoch {best['best_epoch']} "
             f"of {best['epochs_run']}",

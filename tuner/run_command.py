@@ -10,6 +10,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 from tuner import records as records_module
+from tuner import provenance
+from tuner.baselines import compute_baselines
+from tuner.best_config import with_base
 from tuner.data import prepare
 from tuner.errors import SpecError
 from tuner.experiment import experiment_dir as make_experiment_dir
@@ -49,6 +52,8 @@ def run_experiment(
     from tuner import search
 
     directory = make_experiment_dir(spec.storage, spec.name)
+    if spec.base is not None:
+        spec = with_base(spec, make_experiment_dir(spec.storage, spec.base))
     restore = False
     if os.path.isdir(directory) and not fresh:
         saved = load_saved_spec(directory)
@@ -70,7 +75,9 @@ def run_experiment(
     else:
         save_spec(directory, spec)
         tuner = search.new_tuner(spec, data, os.path.dirname(directory), directory)
+    provenance.record(directory)
     tuner.fit()
+    compute_baselines(spec, data, directory)
     return settle(spec, directory, search.trial_statuses(directory), search.num_samples(spec))
 
 

@@ -55,7 +55,7 @@ def optuna_sampler(spec: ExperimentSpec) -> optuna.samplers.BaseSampler:
         return optuna.samplers.CmaEsSampler(seed=search.seed)
     if search.sampler == "gp":
         return optuna.samplers.GPSampler(seed=search.seed)
-    grid = {name: param.grid_values() for name, param in spec.params.items()}
+    grid = {name: param.grid_values() for name, param in spec.searched().items()}
     return optuna.samplers.GridSampler(grid, seed=search.seed)
 
 
@@ -88,7 +88,7 @@ def _trainable(spec: ExperimentSpec, data: SplitData, experiment_dir: str):
 
 
 def new_tuner(spec: ExperimentSpec, data: SplitData, storage: str, experiment_dir: str) -> tune.Tuner:
-    space = {name: optuna_distribution(param) for name, param in spec.params.items()}
+    space = {name: optuna_distribution(param) for name, param in spec.searched().items()}
     searcher = EpochOptunaSearch(space=space or None, metric=spec.metric, mode=spec.mode, sampler=optuna_sampler(spec))
     return tune.Tuner(
         _trainable(spec, data, experiment_dir),

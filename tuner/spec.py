@@ -113,6 +113,10 @@ class ExperimentSpec(_Frozen):
     resources: ResourcesSpec = ResourcesSpec()
     failure: FailureSpec = FailureSpec()
     storage: str = "runs"
+    # ablations
+    seeds: list[int] | None = None  # repeat every grid point with each seed (grid sampler only)
+    base: str | None = None  # an experiment (under storage) whose best finished trial fills `fixed`
+    baselines: list[Literal["mostpop", "mf"]] = []  # computed on the same split after the trials
 
     @field_validator("name")
     @classmethod
@@ -162,9 +166,28 @@ class ExperimentSpec(_Frozen):
             raise ValueError(
                 f"scheduler.max_epochs: {self.scheduler.max_epochs} is more than fixed.epochs ({self.fixed.epochs})"
             )
+        if self.seeds is not None:
+            if self.search.sampler != "grid":
+                raise ValueError("seeds: repeating every value over seeds needs search.sampler: grid")
+            if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+                raise ValueError(f"seeds: expected a non-empty list of distinct seeds, got {self.seeds}")
+            if "seed" in self.params or "seed" in self.fixed.model_fields_set:
+                raise ValueError("seeds: the seed is then searched; remove it from params and fixed")
+        if self.base is not None and not _SAFE_NAME.match(self.base):
+            raise ValueError(f"base: {self.base!r} is not an experiment name")
         if self.params and self.dataset.split.val == 0:
             raise ValueError("dataset.split.val: tuning selects on validation; it needs val > 0")
         return self
+
+    def searched(self) -> dict[str, ParamSpec]:
+        """What the search samples: `params`, plus the seed when `seeds` repeats every grid point."""
+        if self.seeds is None:
+            return dict(self.params)
+        return {**self.params, "seed": ParamSpec(type="categorical", choices=list(self.seeds))}
+
+    def ablated(self) -> list[str]:
+        """The factors of an ablation (a grid experiment): its searched names other than the seed."""
+        return [name for name in self.params] if self.search.sampler == "grid" else []
 
     def trial_hyperparameters(self, sampled: dict[str, Any]) -> Hyperparameters:
         """The fixed block with one trial's sampled values filled in."""
@@ -172,7 +195,7 @@ class ExperimentSpec(_Frozen):
 
     def grid_size(self) -> int:
         size = 1
-        for param in self.params.values():
+        for param in self.searched().values():
             size *= len(param.grid_values())
         return size
 

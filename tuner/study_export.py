@@ -24,17 +24,24 @@ _STATES = {
 
 
 def export_study(spec: ExperimentSpec, records: pd.DataFrame, trials: pd.DataFrame, directory: str) -> str:
-    from tuner.search import optuna_distribution
-
     path = os.path.join(directory, "optuna.db")
     temporary = path + ".tmp"
     if os.path.exists(temporary):
         os.remove(temporary)
+    build_study(spec, records, trials, storage=f"sqlite:///{temporary}")
+    os.replace(temporary, path)
+    return path
+
+
+def build_study(spec: ExperimentSpec, records: pd.DataFrame, trials: pd.DataFrame, storage: str | None = None) -> optuna.Study:
+    """An Optuna study holding `trials` (rows of summarize.trial_table), in memory unless `storage` is given."""
+    from tuner.search import optuna_distribution
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
-        storage=f"sqlite:///{temporary}", study_name=spec.name, direction="maximize" if spec.mode == "max" else "minimize"
+        storage=storage, study_name=spec.name, direction="maximize" if spec.mode == "max" else "minimize"
     )
-    distributions = {name: optuna_distribution(param) for name, param in spec.params.items()}
+    distributions = {name: optuna_distribution(param) for name, param in spec.searched().items()}
     for _, trial in trials.iterrows():
         state = _STATES.get(trial["stop_reason"])
         if state is None:
@@ -52,8 +59,7 @@ def export_study(spec: ExperimentSpec, records: pd.DataFrame, trials: pd.DataFra
                 user_attrs={"trial_id": trial["trial_id"], "stop_reason": trial["stop_reason"]},
             )
         )
-    os.replace(temporary, path)
-    return path
+    return study
 
 
 def _plain(value):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+import time
 from typing import Any
 
 import ray
@@ -19,7 +20,7 @@ from ray import tune
 from tuner.data import SplitData
 from tuner.errors import DivergedError
 from tuner.models import build_model
-from tuner.records import RecordWriter, param_values
+from tuner.records import RecordWriter, param_values, write_per_user
 from tuner.spec import ExperimentSpec
 from tuner.training import EpochResult, Trainer
 
@@ -39,12 +40,17 @@ def train_trial(config: dict[str, Any], *, data: SplitData, spec_json: str, expe
     model = build_model(spec.model, data.num_users, data.num_items, torch.tensor(data.train), **hp.model_dump())
     trainer = Trainer(model, data, hp, device)
     cumulative_seconds = 0.0
+    trial_started = time.time()
+    sign = 1.0 if spec.mode == "max" else -1.0
+    best_value = -math.inf  # best validation value so far, times sign
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             state = torch.load(os.path.join(folder, CHECKPOINT_FILE), map_location=device, weights_only=True)
         trainer.load_state_dict(state["trainer"])
         cumulative_seconds = float(state["cumulative_seconds"])
+        best_value = float(state["best_value"])
+        trial_started = float(state["trial_started"])
     last_checkpoint_epoch = trainer.epochs_done
 
     writer = RecordWriter(experiment_dir, trial_id, hp.k)
@@ -57,6 +63,7 @@ def train_trial(config: dict[str, Any], *, data: SplitData, spec_json: str, expe
         "split_hash": data.split_hash,
         "seed": hp.seed,
         "device": str(device),
+        "trial_started": trial_started,
         **param_values(hp),
     }
     epochs = trainer.run()
@@ -73,11 +80,15 @@ def train_trial(config: dict[str, Any], *, data: SplitData, spec_json: str, expe
         writer.write(_row(base_row, result, cumulative_seconds, "finished" if last else None))
         if not result.evaluated:
             continue
+        if sign * result.metrics[spec.metric] > best_value:
+            best_value = sign * result.metrics[spec.metric]
+            write_per_user(experiment_dir, trial_id, result.epoch, *trainer.test_per_user)
         metrics = {"epoch": result.epoch, "loss": result.loss, **result.metrics}
         if last or result.epoch - last_checkpoint_epoch >= spec.failure.checkpoint_every:
             last_checkpoint_epoch = result.epoch
             with tempfile.TemporaryDirectory() as folder:
-                state = {"trainer": trainer.state_dict(), "cumulative_seconds": cumulative_seconds}
+                state = {"trainer": trainer.state_dict(), "cumulative_seconds": cumulative_seconds, "best_value": best_value,
+                         "trial_started": trial_started}
                 torch.save(state, os.path.join(folder, CHECKPOINT_FILE))
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
         else:

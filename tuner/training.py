@@ -57,6 +57,7 @@ class Trainer:
         optimizer_decay = hp.weight_decay if hp.regularization == "optimizer" else 0.0
         self.optimizer = torch.optim.Adam(model.parameters(), lr=hp.lr, weight_decay=optimizer_decay)
         self.epochs_done = 0
+        self.test_per_user: tuple[np.ndarray, dict[str, np.ndarray]] | None = None
 
     def state_dict(self) -> dict:
         return {
@@ -83,9 +84,13 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
+        """Metrics on every split; the test split's per-user values are kept in `test_per_user`."""
         self.model.eval()
         users, items = self.model()
-        return self.evaluator.evaluate(embedding_scores(users, items))
+        per_user: dict = {}
+        metrics = self.evaluator.evaluate(embedding_scores(users, items), per_user=per_user)
+        self.test_per_user = per_user["test"]
+        return metrics
 
     def _train_epoch(self, epoch: int) -> EpochResult:
         hp = self.hp

@@ -41,6 +41,7 @@ class DatasetSpec(_Frozen):
     name: str = "movielens-100k"
     path: str | None = None  # a folder holding the raw files; required for lightgcn-format
     rating_threshold: float | None = None
+    max_users: int | None = Field(None, ge=1)  # a seeded random subsample of users (seed: split.seed)
     split: SplitSpec = SplitSpec()
     synthetic: SyntheticSpec | None = None
 

@@ -15,7 +15,7 @@ import platformdirs
 from tuner.data import synthetic
 from tuner.data.config import DatasetSpec
 from tuner.data.download import dataset_folder, default_data_dir, ensure_files
-from tuner.data.interactions import to_implicit
+from tuner.data.interactions import subsample_users, to_implicit
 from tuner.data.sources import DATASETS
 from tuner.data.splits import TEST, TRAIN, VAL, assign
 from tuner.errors import DataError
@@ -76,6 +76,8 @@ def prepare(spec: DatasetSpec, data_dir: str | Path | None = None, cache_dir: st
     if spec.split.kind == "given" and not source.has_given_split:
         raise DataError(f"dataset.split.kind: {spec.name} has no given test set; use random, per_user or temporal")
     graph = to_implicit(interactions, spec.rating_threshold, spec.name)
+    if spec.max_users is not None and spec.max_users < graph.num_users:
+        graph = subsample_users(graph, spec.max_users, spec.split.seed)
     split = assign(graph, spec.split, spec.name)
     edges = {
         name: _sorted_edges(graph.users[split == code], graph.items[split == code])
@@ -118,6 +120,7 @@ def _hash(spec: DatasetSpec, fingerprint: dict) -> str:
         "dataset": spec.name,
         "files": fingerprint,
         "rating_threshold": spec.rating_threshold,
+        "max_users": spec.max_users,
         "split": spec.split.model_dump(),
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]

@@ -93,3 +93,23 @@ def to_implicit(interactions: Interactions, rating_threshold: float | None, data
         given_test=None if given_test is None else given_test[rows],
         counts=counts,
     )
+
+
+def subsample_users(graph: ImplicitGraph, max_users: int, seed: int) -> ImplicitGraph:
+    """Keep `max_users` users drawn at random (seeded) with all their edges; ids are remapped again, so items
+    that only the dropped users had disappear."""
+    kept_users = np.sort(np.random.default_rng(seed).choice(graph.num_users, size=max_users, replace=False))
+    keep = np.isin(graph.users, kept_users)
+    users = np.searchsorted(kept_users, graph.users[keep])
+    item_ids, items = np.unique(graph.items[keep], return_inverse=True)
+    counts = {**graph.counts, "edges": int(keep.sum()), "users": max_users, "items": int(len(item_ids)),
+              "users_before_subsample": graph.num_users}
+    return ImplicitGraph(
+        num_users=max_users,
+        num_items=len(item_ids),
+        users=users.astype(np.int64),
+        items=items.astype(np.int64),
+        timestamps=None if graph.timestamps is None else graph.timestamps[keep],
+        given_test=None if graph.given_test is None else graph.given_test[keep],
+        counts=counts,
+    )

@@ -1,0 +1,65 @@
+"""Fake experiment folders with chosen numbers, for report tests and the report benchmark."""
+
+import os
+
+import numpy as np
+import pandas as pd
+
+from tuner import records
+from tuner.baselines import BASELINES_FILE
+from tuner.experiment import save_spec
+from tuner.hyperparameters import Hyperparameters
+from tuner.spec import validate_spec
+
+K = 10
+
+
+def ablation_spec(directory, values=(0.0, 0.1), seeds=(0, 1), factor="weight_decay"):
+    spec = validate_spec(
+        {
+            "name": os.path.basename(directory),
+            "model": "lightgcn",
+            "dataset": {"name": "synthetic"},
+            "metric": f"val/recall@{K}",
+            "fixed": {"k": [K], "epochs": 2, "eval_every": 1},
+            "params": {factor: {"type": "categorical", "choices": list(values)}},
+            "seeds": list(seeds),
+            "baselines": ["mostpop"],
+            "search": {"sampler": "grid"},
+            "storage": os.path.dirname(directory),
+        },
+        "fake",
+    )
+    save_spec(directory, spec)
+    return spec
+
+
+def write_trial(directory, trial_id, hp: Hyperparameters, epochs_metrics, stop_reason="finished"):
+    """epochs_metrics: one dict per epoch, e.g. {"val/recall@10": 0.2, "test/recall@10": 0.3}; missing metrics
+    default to 0.1."""
+    writer = records.RecordWriter(directory, trial_id, [K])
+    for epoch, metrics in enumerate(epochs_metrics, start=1):
+        last = epoch == len(epochs_metrics)
+        row = {
+            "experiment": "fake", "trial_id": trial_id, "attempt": 1, "model": "lightgcn", "dataset": "synthetic",
+            "split_hash": "abc", "seed": hp.seed, "device": "cpu", "trial_started": float(hash(trial_id) % 1000),
+            "epoch": epoch, "status": "ended" if last else "running", "stop_reason": stop_reason if last else None,
+            "loss": 1.0 / epoch, "bpr_loss": 1.0 / epoch, "epoch_seconds": 1.0, "sample_seconds": 0.1,
+            "eval_seconds": 0.1, "cumulative_seconds": float(epoch), "evaluated": metrics is not None,
+            **records.param_values(hp),
+        }
+        if metrics is not None:
+            row.update({name: 0.1 for name in records.metric_columns([K])})
+            row.update(metrics)
+        writer.write(row)
+
+
+def write_baselines(directory, mostpop_metrics):
+    row = {"baseline": "mostpop", "seed": None, "epoch": None, **{n: 0.05 for n in records.metric_columns([K])}}
+    row.update(mostpop_metrics)
+    pd.DataFrame([row]).to_parquet(os.path.join(directory, BASELINES_FILE), index=False)
+
+
+def write_per_user(directory, trial_id, recalls):
+    users = np.arange(len(recalls))
+    records.write_per_user(directory, trial_id, 1, users, {f"recall@{K}": np.asarray(recalls, dtype=float)})

@@ -1,0 +1,140 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from tests.fake_experiment import K, ablation_spec, write_baselines, write_per_user, write_trial
+from tuner.hyperparameters import Hyperparameters
+from tuner.report import NoResultsError, write_report
+
+# test recall@10 of each (weight decay, seed) at the best-validation epoch (epoch 2 has the better val recall)
+RECALL = {(0.0, 0): 0.30, (0.0, 1): 0.34, (0.1, 0): 0.20, (0.1, 1): 0.21}
+PRECISION = {(0.0, 0): 0.12, (0.0, 1): 0.14, (0.1, 0): 0.09, (0.1, 1): 0.10}
+
+
+@pytest.fixture
+def experiment(tmp_path):
+    directory = str(tmp_path / "runs" / "abl")
+    os.makedirs(directory)
+    ablation_spec(directory)
+    for (decay, seed), recall in RECALL.items():
+        hp = Hyperparameters(weight_decay=decay, seed=seed, k=[K], epochs=2, eval_every=1)
+        trial_id = f"t{decay}-{seed}"
+        epoch1 = {f"val/recall@{K}": 0.01, f"test/recall@{K}": 0.99}  # the worse validation epoch: never reported
+        epoch2 = {f"val/recall@{K}": recall / 2, f"test/recall@{K}": recall, f"test/precision@{K}": PRECISION[(decay, seed)]}
+        write_trial(directory, trial_id, hp, [epoch1, epoch2])
+        write_per_user(directory, trial_id, np.linspace(0, recall, 20))
+    write_baselines(directory, {f"test/precision@{K}": 0.095, f"test/recall@{K}": 0.15})
+    return directory
+
+
+def _table(out):
+    return pd.read_csv(Path(out) / "tables" / "ablation_weight_decay.csv", keep_default_na=False)
+
+
+def test_ablation_table_matches_hand_computed_values(experiment):
+    out = write_report(experiment)
+    table = _table(out).set_index("row")
+    recall = table[f"test/recall@{K}"]
+    assert recall["weight_decay=0 (best)"] == f"{0.32:.4f} ± {np.std([0.30, 0.34], ddof=1):.4f}"
+    assert recall["weight_decay=0.1"] == f"{0.205:.4f} ± {np.std([0.20, 0.21], ddof=1):.4f}"
+    assert table.loc["mostpop", f"test/precision@{K}"] == "0.0950"
+    assert table.loc["weight_decay=0.1", "seeds"] == 2
+    expected_p = stats.ttest_rel([0.20, 0.21], [0.30, 0.34]).pvalue
+    assert table.loc["weight_decay=0.1", "p (seeds, vs best)"] == f"{expected_p:.3g}"
+    users_p = stats.wilcoxon(np.r_[np.linspace(0, 0.30, 20), np.linspace(0, 0.34, 20)],
+                             np.r_[np.linspace(0, 0.20, 20), np.linspace(0, 0.21, 20)]).pvalue
+    assert table.loc["weight_decay=0.1", "p (users, vs best)"] == f"{users_p:.3g}"
+    assert table.loc["weight_decay=0 (best)", "flag"] == ""
+
+
+def test_degenerate_rows_are_flagged(tmp_path):
+    directory = str(tmp_path / "runs" / "deg")
+    os.makedirs(directory)
+    ablation_spec(directory, values=(0.0, 0.01, 1.0), seeds=(0,))
+    same = {f"val/recall@{K}": 0.1, f"test/precision@{K}": 0.0890, f"test/recall@{K}": 0.00756}
+    for decay in (0.01, 1.0):  # two values with identical metrics, below MostPop
+        write_trial(directory, f"t{decay}", Hyperparameters(weight_decay=decay, k=[K]), [same])
+    write_trial(directory, "t0", Hyperparameters(weight_decay=0.0, k=[K]),
+                [{f"val/recall@{K}": 0.3, f"test/precision@{K}": 0.2, f"test/recall@{K}": 0.1}])
+    write_baselines(directory, {f"test/precision@{K}": 0.0895})
+    table = _table(write_report(directory)).set_index("row")
+    assert table.loc["weight_decay=0 (best)", "flag"] == ""
+    for value, other in (("0.01", "1"), ("1", "0.01")):
+        flag = table.loc[f"weight_decay={value}", "flag"]
+        assert "not better than MostPop" in flag and f"same test precision/recall@{K} as weight_decay={other}" in flag
+    assert table.loc["weight_decay=0.01", "p (seeds, vs best)"] == "n/a"  # one seed: no paired test
+
+
+def test_all_trials_failed(tmp_path):
+    directory = str(tmp_path / "runs" / "failed")
+    os.makedirs(directory)
+    ablation_spec(directory)
+    write_trial(directory, "t1", Hyperparameters(k=[K]), [None], stop_reason="failed")
+    write_trial(directory, "t2", Hyperparameters(k=[K]), [None], stop_reason="diverged")
+    with pytest.raises(NoResultsError, match="no trial of failed produced results"):
+        write_report(directory)
+    report = (Path(directory) / "report" / "report.md").read_text()
+    assert "No trial produced results" in report and "1 failed, 1 diverged" in report
+    assert not list((Path(directory) / "report" / "plots").glob("*.png"))
+
+
+def test_truncated_record_file_is_skipped(experiment):
+    path = Path(experiment) / "records" / "trial_id=t0.1-1" / "epoch=1.parquet"
+    path.write_bytes(path.read_bytes()[:50])
+    with pytest.warns(UserWarning, match="skipped"):
+        out = write_report(experiment)
+    assert "weight_decay=0.1" in _table(out)["row"].tolist()
+
+
+def test_report_is_deterministic(experiment, tmp_path):
+    copy = tmp_path / "copied"
+    shutil.copytree(experiment, copy)  # also: a copied folder is enough
+    first = write_report(str(copy), str(tmp_path / "a"))
+    second = write_report(str(copy), str(tmp_path / "b"))
+    for name in ["report.md", *[f"tables/{p.name}" for p in (first / "tables").iterdir()]]:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+def test_report_command_exit_codes(experiment, tmp_path):
+    env = {**os.environ, "TUNER_OFFLINE": "1"}
+    ok = subprocess.run([sys.executable, "-m", "tuner", "report", experiment], capture_output=True, text=True, env=env)
+    assert ok.returncode == 0, ok.stderr
+    missing = subprocess.run([sys.executable, "-m", "tuner", "report", "nope", "--storage", str(tmp_path)],
+                             capture_output=True, text=True, env=env)
+    assert missing.returncode == 2 and "not a tuner experiment" in missing.stderr
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_html_report_renders_in_headless_chromium(experiment):
+    from playwright.sync_api import sync_playwright
+
+    out = write_report(experiment)
+    artifacts = Path(__file__).resolve().parents[1] / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    errors = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"],
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto((out / "report.html").as_uri())
+        page.wait_for_load_state("load")
+        images = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth])")
+        page.screenshot(path=str(artifacts / "report.png"), full_page=True)
+        browser.close()
+    assert len(images) == 2 and all(complete and width > 0 for complete, width in images)
+    assert errors == []
