@@ -201,6 +201,88 @@ def report(
     typer.echo(f"wrote {folder / 'report.md'}, {folder / 'report.html'}, {folder / 'plots'}, {folder / 'tables'}")
 
 
+AddressOption = typer.Option("http://127.0.0.1:8265", "--address", help="Ray dashboard / Jobs API address.")
+InsecureOption = typer.Option(False, "--allow-insecure", help="Allow plain http to a non-loopback address without token auth.")
+
+
+@app.command()
+@_handle_errors
+def submit(
+    spec: Path = typer.Argument(..., help="Search-space YAML."),
+    address: str = AddressOption,
+    storage: Optional[str] = typer.Option(None, help="Storage every node sees: shared path or URI (s3://, gs://)."),
+    submission_id: Optional[str] = typer.Option(None, "--submission-id", help="Job id to use (must be new)."),
+    overrides: List[str] = SetOption,
+    wait: bool = typer.Option(False, "--wait", help="Stream the job's logs and exit with its exit code."),
+    allow_insecure: bool = InsecureOption,
+) -> None:
+    """Submit `tuner run SPEC` to a Ray cluster as a job (the package and the spec are its working dir)."""
+    from tuner import cluster
+
+    job_id = cluster.submit(spec, address, storage, submission_id, overrides, allow_insecure=allow_insecure)
+    typer.echo(job_id)
+    if wait:
+        jobs = cluster.client(address, allow_insecure)
+        for chunk in cluster.follow_logs(jobs, job_id):
+            typer.echo(chunk, nl=False)
+        raise typer.Exit(cluster.exit_code(jobs, job_id))
+
+
+jobs_app = typer.Typer(no_args_is_help=True, help="List, inspect, follow and stop jobs on a Ray cluster.")
+app.add_typer(jobs_app, name="jobs")
+
+
+@jobs_app.command("list")
+@_handle_errors
+def jobs_list(address: str = AddressOption, allow_insecure: bool = InsecureOption) -> None:
+    """Every job: id, status, experiment."""
+    from tuner import cluster
+
+    for job in cluster.client(address, allow_insecure).list_jobs():
+        experiment = (job.metadata or {}).get("tuner_experiment", "-")
+        typer.echo(f"{job.submission_id or job.job_id}\t{job.status}\t{experiment}")
+
+
+@jobs_app.command("status")
+@_handle_errors
+def jobs_status(job_id: str, address: str = AddressOption, allow_insecure: bool = InsecureOption) -> None:
+    """One job's status."""
+    from tuner import cluster
+
+    typer.echo(str(cluster.job_info(cluster.client(address, allow_insecure), job_id).status))
+
+
+@jobs_app.command("logs")
+@_handle_errors
+def jobs_logs(
+    job_id: str,
+    address: str = AddressOption,
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep streaming until the job ends."),
+    allow_insecure: bool = InsecureOption,
+) -> None:
+    """One job's logs."""
+    from tuner import cluster
+
+    jobs = cluster.client(address, allow_insecure)
+    cluster.job_info(jobs, job_id)
+    if follow:
+        for chunk in cluster.follow_logs(jobs, job_id):
+            typer.echo(chunk, nl=False)
+    else:
+        typer.echo(jobs.get_job_logs(job_id), nl=False)
+
+
+@jobs_app.command("stop")
+@_handle_errors
+def jobs_stop(job_id: str, address: str = AddressOption, allow_insecure: bool = InsecureOption) -> None:
+    """Stop a running job."""
+    from tuner import cluster
+
+    jobs = cluster.client(address, allow_insecure)
+    cluster.job_info(jobs, job_id)
+    typer.echo("stopping" if jobs.stop_job(job_id) else "not running")
+
+
 @app.command()
 @_handle_errors
 def datasets(data_dir: Optional[Path] = DataDirOption) -> None:

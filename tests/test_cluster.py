@@ -1,0 +1,198 @@
+"""`tuner submit` / `tuner jobs` against a real Ray cluster on loopback: a head and a worker node (each its own
+raylet, from ray.cluster_utils.Cluster), token authentication on, torn down afterwards."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tuner import records
+from tuner.cluster import check_address, entrypoint
+from tuner.errors import SpecError
+
+SPEC = """\
+name: on-cluster
+model: lightgcn
+dataset:
+  name: synthetic
+  synthetic: {{num_users: {users}, num_items: 40, interactions_per_user: 10}}
+metric: val/recall@10
+fixed: {{embedding_dim: 8, num_layers: 1, batch_size: {batch}, epochs: {epochs}, eval_every: 1, k: [10]}}
+params:
+  lr: {{type: float, low: 1e-3, high: 1e-1, log: true}}
+search: {{sampler: random, num_samples: {trials}, max_concurrent: 3}}
+scheduler: {{kind: none}}
+failure: {{max_failures: 3, checkpoint_every: 2}}
+"""
+
+
+def test_plain_http_to_a_remote_host_needs_token_auth(monkeypatch):
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    with pytest.raises(SpecError, match="plain http to a non-loopback host"):
+        check_address("http://203.0.113.5:8265")
+    check_address("http://127.0.0.1:8265")
+    check_address("http://localhost:8265")
+    check_address("https://203.0.113.5:8265")
+    check_address("http://203.0.113.5:8265", allow_insecure=True)
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "x" * 32)
+    check_address("http://203.0.113.5:8265")
+
+
+def test_entrypoint_arguments_are_shell_quoted():
+    command = entrypoint("/shared/runs; rm -rf ~", ["name=x $(id)"], [])
+    assert command == "python -m tuner run spec.yaml --storage '/shared/runs; rm -rf ~' --set 'name=x $(id)'"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ray_start(*args, env):
+    """A Ray node as `ray start ... --block` in its own process group (killing the group kills the node)."""
+    return subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--block", "--disable-usage-stats",
+                             "--node-ip-address=127.0.0.1", *args], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _kill(process):
+    """SIGKILL a node: `ray start` and every process under it (trial workers run in sessions of their own, so
+    killing the process group is not enough), as when a machine dies."""
+    import psutil
+
+    try:
+        root = psutil.Process(process.pid)
+        tree = root.children(recursive=True) + [root]
+    except psutil.NoSuchProcess:
+        tree = []
+    for member in tree:
+        try:
+            member.kill()
+        except psutil.NoSuchProcess:
+            pass
+    process.wait()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cluster")
+    token_file = folder / "auth_token"
+    token_file.write_text(uuid.uuid4().hex + uuid.uuid4().hex)
+    env = _env(token_file)
+    gcs_port, dashboard_port = _free_port(), _free_port()
+    # each node its own (short: it holds unix sockets) temp dir, as on separate machines: a node's clean-up of
+    # its runtime-env files must not delete the other node's
+    temp_dirs = [tempfile.mkdtemp(prefix="rayh", dir="/tmp"), tempfile.mkdtemp(prefix="rayw", dir="/tmp")]
+    head = _ray_start("--head", f"--port={gcs_port}", "--num-cpus=1", "--include-dashboard=true",
+                      "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}", f"--temp-dir={temp_dirs[0]}",
+                      env=env)
+    address = f"http://127.0.0.1:{dashboard_port}"
+    deadline = time.time() + 90
+    while _tuner("jobs", "list", "--address", address, env=env).returncode != 0:  # the Jobs API is up
+        assert time.time() < deadline, "the head node did not come up"
+        time.sleep(1)
+    worker = _ray_start(f"--address=127.0.0.1:{gcs_port}", "--num-cpus=2",
+                        f"--dashboard-agent-listen-port={_free_port()}", f"--temp-dir={temp_dirs[1]}", env=env)
+    nodes = {"address": address, "token_file": token_file, "worker": worker, "folder": folder}
+    yield nodes
+    _kill(nodes["worker"])
+    _kill(head)
+    for folder in temp_dirs:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _env(token_file, **extra):
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_file), "TUNER_OFFLINE": "1"}
+    env.pop("RAY_AUTH_TOKEN", None)
+    env.pop("RAY_ADDRESS", None)
+    env.update(extra)
+    return env
+
+
+def _tuner(*args, env, timeout=600):
+    return subprocess.run([sys.executable, "-m", "tuner", *map(str, args)], capture_output=True, text=True, env=env,
+                          timeout=timeout)
+
+
+def _spec(folder, name, trials=3, epochs=3, batch=128, users=60):
+    path = folder / f"{name}.yaml"
+    text = SPEC.format(trials=trials, epochs=epochs, batch=batch, users=users)
+    path.write_text(text.replace("name: on-cluster", f"name: {name}"))
+    return path
+
+
+@pytest.mark.slow
+def test_submit_wait_then_report(cluster):
+    folder, env = cluster["folder"], _env(cluster["token_file"])
+    storage = folder / "runs"
+    result = _tuner("submit", _spec(folder, "smoke"), "--address", cluster["address"], "--storage", storage,
+                    "--submission-id", "smoke-1", "--wait", env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.stdout.splitlines()[0] == "smoke-1"
+    assert "trials: 3 of 3 — 3 finished" in result.stdout
+    assert cluster["token_file"].read_text() not in result.stdout + result.stderr
+    frame = records.load(str(storage / "smoke"))
+    assert len(frame) == 9 and not frame.duplicated(["trial_id", "epoch"]).any()
+    report = _tuner("report", "smoke", "--storage", storage, env=env)
+    assert report.returncode == 0, report.stderr
+    listed = _tuner("jobs", "list", "--address", cluster["address"], env=env)
+    assert "smoke-1\tSUCCEEDED\tsmoke" in listed.stdout
+
+    reused = _tuner("submit", _spec(folder, "smoke"), "--address", cluster["address"], "--storage", storage,
+                    "--submission-id", "smoke-1", env=env)
+    assert reused.returncode == 2 and "'smoke-1' was already used" in reused.stderr
+
+
+@pytest.mark.slow
+def test_worker_node_killed_mid_run_trials_resume_elsewhere(cluster):
+    folder, env = cluster["folder"], _env(cluster["token_file"])
+    storage = folder / "runs"
+    submitted = _tuner("submit", _spec(folder, "faults", trials=3, epochs=60, batch=16, users=400), "--address",
+                       cluster["address"], "--storage", storage, env=env)
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.strip()
+    record_dir = storage / "faults" / "records"
+    deadline = time.time() + 300
+    # all three trials (one on the head's CPU, two on the worker's) have started training
+    while time.time() < deadline:
+        per_trial = [len(list(d.glob("epoch=*.parquet"))) for d in record_dir.glob("trial_id=*")]
+        if len(per_trial) == 3 and min(per_trial) >= 3:
+            break
+        time.sleep(0.1)
+    _kill(cluster["worker"])  # the worker node (its raylet and its trials) dies mid-run
+    assert len(list(record_dir.glob("*/epoch=*.parquet"))) < 150
+
+    deadline = time.time() + 600
+    status = ""
+    while time.time() < deadline:
+        status = _tuner("jobs", "status", job_id, "--address", cluster["address"], env=env).stdout.strip()
+        if status in ("SUCCEEDED", "FAILED", "STOPPED"):
+            break
+        time.sleep(2)
+    logs = _tuner("jobs", "logs", job_id, "--address", cluster["address"], env=env).stdout
+    assert status == "SUCCEEDED", logs[-4000:]
+    frame = records.load(str(storage / "faults"))
+    assert len(frame) == 180 and not frame.duplicated(["trial_id", "epoch"]).any()
+    assert frame.groupby("trial_id")["epoch"].apply(lambda e: sorted(e) == list(range(1, 61))).all()
+    assert (frame["attempt"] > 1).any()  # the trials of the dead node were resumed from their checkpoints
+    assert set(frame.groupby("trial_id").tail(1)["stop_reason"]) == {"finished"}
+
+
+@pytest.mark.slow
+def test_wrong_token_is_a_one_line_authentication_error(cluster, tmp_path):
+    wrong = tmp_path / "wrong_token"
+    wrong.write_text("0" * 64)
+    result = _tuner("jobs", "list", "--address", cluster["address"], env=_env(wrong))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "auth" in lines[0].lower(), result.stderr
+    assert "0" * 64 not in result.stderr

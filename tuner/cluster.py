@@ -1,0 +1,160 @@
+"""`tuner submit` and `tuner jobs`: run a spec on a Ray cluster through the Ray Jobs API.
+
+The Jobs API runs arbitrary code for whoever reaches it, so: the default address is the loopback port that
+`ray dashboard cluster.yaml` forwards; a plain-http address that is not loopback is refused unless token
+authentication is configured (RAY_AUTH_MODE=token and a token in RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token or
+RAY_AUTH_TOKEN) or --allow-insecure is given; the token is sent only as Ray's own Authorization header — it is
+never printed, nor put in the job's metadata, entrypoint or environment; every entrypoint argument is
+shell-quoted (the Jobs API runs the entrypoint through a shell).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import shlex
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import urlparse
+
+import tuner
+from tuner.errors import SpecError, TunerError
+from tuner.spec import load_spec
+
+DEFAULT_ADDRESS = "http://127.0.0.1:8265"
+SPEC_IN_JOB = "spec.yaml"
+
+
+class ClusterError(TunerError):
+    """The cluster could not be reached, refused us, or a job operation failed."""
+
+
+def is_loopback(host: str | None) -> bool:
+    if host in (None, ""):
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def token_auth_configured() -> bool:
+    if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+        return False
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    candidates = [Path(path)] if path else [Path.home() / ".ray" / "auth_token"]
+    return bool(os.environ.get("RAY_AUTH_TOKEN")) or any(p.is_file() and p.stat().st_size > 0 for p in candidates)
+
+
+def check_address(address: str, allow_insecure: bool = False) -> str:
+    parsed = urlparse(address)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise SpecError(f"--address: expected http(s)://host:port, got {address!r}")
+    if parsed.scheme == "http" and not is_loopback(parsed.hostname) and not token_auth_configured() and not allow_insecure:
+        raise SpecError(
+            f"--address: {address} is plain http to a non-loopback host and token authentication is not configured; "
+            "reach the cluster through `ray dashboard cluster.yaml` (http://127.0.0.1:8265), or set RAY_AUTH_MODE=token "
+            "with the cluster's token, or pass --allow-insecure"
+        )
+    return address
+
+
+def client(address: str, allow_insecure: bool = False):
+    from ray.job_submission import JobSubmissionClient
+
+    check_address(address, allow_insecure)
+    try:
+        return JobSubmissionClient(address)
+    except Exception as exc:  # connection refused, authentication, version mismatch: all one line
+        raise ClusterError(f"{address}: {_one_line(exc)}") from None
+
+
+def stage_job(spec_path: Path, folder: Path) -> None:
+    """The job's working directory: this tuner package (so the cluster runs the submitter's code) and the spec."""
+    shutil.copytree(Path(tuner.__file__).parent, folder / "tuner", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copyfile(spec_path, folder / SPEC_IN_JOB)
+
+
+def entrypoint(storage: str | None, overrides: list[str], extra: list[str]) -> str:
+    words = ["python", "-m", "tuner", "run", SPEC_IN_JOB]
+    if storage:
+        words += ["--storage", storage]
+    for override in overrides:
+        words += ["--set", override]
+    words += extra
+    return " ".join(shlex.quote(word) for word in words)
+
+
+def submit(
+    spec_path: Path,
+    address: str = DEFAULT_ADDRESS,
+    storage: str | None = None,
+    submission_id: str | None = None,
+    overrides: list[str] | None = None,
+    extra: list[str] | None = None,
+    allow_insecure: bool = False,
+) -> str:
+    overrides = list(overrides or [])
+    spec = load_spec(spec_path, overrides)  # refuse a bad spec here, not on the cluster
+    jobs = client(address, allow_insecure)
+    if submission_id is not None:
+        try:
+            jobs.get_job_info(submission_id)
+        except Exception:
+            pass
+        else:
+            raise SpecError(f"--submission-id: {submission_id!r} was already used on {address}; choose another id")
+    with tempfile.TemporaryDirectory() as folder:
+        stage_job(spec_path, Path(folder))
+        try:
+            return jobs.submit_job(
+                entrypoint=entrypoint(storage, overrides, extra or []),
+                submission_id=submission_id,
+                runtime_env={"working_dir": folder},
+                metadata={"tuner_experiment": spec.name},
+            )
+        except Exception as exc:
+            message = _one_line(exc)
+            if "already exists" in message:
+                raise SpecError(f"--submission-id: {submission_id!r} was already used on {address}; choose another id") from None
+            raise ClusterError(f"{address}: submitting the job failed: {message}") from None
+
+
+def follow_logs(jobs, job_id: str) -> Iterator[str]:
+    """The job's log as it is written, until the job ends."""
+    stream = jobs.tail_job_logs(job_id)
+    loop = asyncio.new_event_loop()
+    try:
+        while True:
+            try:
+                yield loop.run_until_complete(stream.__anext__())
+            except StopAsyncIteration:
+                return
+    finally:
+        loop.close()
+
+
+def job_info(jobs, job_id: str):
+    try:
+        return jobs.get_job_info(job_id)
+    except Exception as exc:
+        raise ClusterError(f"job {job_id}: {_one_line(exc)}") from None
+
+
+def exit_code(jobs, job_id: str) -> int:
+    """The job's own exit code (tuner run's: 0, 1, 2 or 130); 1 when the job failed without one."""
+    info = jobs.get_job_info(job_id)
+    code = getattr(info, "driver_exit_code", None)
+    if code is not None:
+        return int(code)
+    return {"SUCCEEDED": 0, "STOPPED": 130}.get(str(info.status), 1)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:500] or type(exc).__name__
