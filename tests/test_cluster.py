@@ -108,6 +108,9 @@ def cluster(tmp_path_factory):
     _kill(head)
     for folder in temp_dirs:
         shutil.rmtree(folder, ignore_errors=True)
+    current = Path("/tmp/ray/ray_current_cluster")  # `ray start --head` leaves the address of the dead head here
+    if current.is_file() and current.read_text().strip().endswith(f":{gcs_port}"):
+        current.unlink()
 
 
 def _env(token_file, **extra):

@@ -6,12 +6,12 @@ at the baseline's best-validation epoch, in the same columns as the records.
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 
 import pandas as pd
 import torch
 
+from tuner import storage
 from tuner.data import SplitData
 from tuner.metrics import Evaluator, popularity_scores
 from tuner.models import build_model
@@ -23,8 +23,8 @@ MF_RANK = 8
 
 
 def compute_baselines(spec: ExperimentSpec, data: SplitData, directory: str) -> None:
-    path = os.path.join(directory, BASELINES_FILE)
-    if not spec.baselines or os.path.exists(path):
+    path = storage.join(directory, BASELINES_FILE)
+    if not spec.baselines or storage.is_file(path):
         return
     rows = []
     if "mostpop" in spec.baselines:
@@ -37,11 +37,9 @@ def compute_baselines(spec: ExperimentSpec, data: SplitData, directory: str) -> 
             model = build_model("mf", data.num_users, data.num_items, torch.tensor(data.train), **hp.model_dump())
             best = best_epoch(list(Trainer(model, data, hp).run()), spec.metric, spec.mode)
             rows.append({"baseline": f"mf (rank {MF_RANK})", "seed": seed, "epoch": best.epoch, **best.metrics})
-    with tempfile.NamedTemporaryFile(dir=directory, suffix=".parquet", delete=False) as tmp:
-        pd.DataFrame(rows).to_parquet(tmp.name, index=False)
-    os.replace(tmp.name, path)
+    storage.write_bytes(path, pd.DataFrame(rows).to_parquet(index=False))
 
 
 def load_baselines(directory: str) -> pd.DataFrame:
-    path = os.path.join(directory, BASELINES_FILE)
-    return pd.read_parquet(path) if os.path.exists(path) else pd.DataFrame()
+    path = storage.join(directory, BASELINES_FILE)
+    return pd.read_parquet(io.BytesIO(storage.read_bytes(path))) if storage.is_file(path) else pd.DataFrame()

@@ -191,7 +191,7 @@ def records(
 def report(
     experiment: str = typer.Argument(..., help="Experiment name (under --storage) or folder."),
     storage: str = typer.Option("runs", help="Where experiments are written."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Report folder (default: <experiment>/report)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Report folder (default: <experiment>/report; ./<name>-report for a URI)."),
 ) -> None:
     """Write report.md, report.html, plots/*.png and tables/*.csv from the experiment's records (no Ray needed)."""
     from tuner.experiment import resolve

@@ -4,44 +4,38 @@ from __future__ import annotations
 
 import json
 import os
-import posixpath
-import tempfile
-from pathlib import Path
 
+from tuner import storage
 from tuner.errors import SpecError
 from tuner.spec import ExperimentSpec
 
 SPEC_FILE = "tuner-spec.json"
 
 
-def experiment_dir(storage: str, name: str) -> str:
+def experiment_dir(location: str, name: str) -> str:
     """<storage>/<name>; a local storage path is made absolute (Ray needs it so)."""
-    if "://" in storage:
-        return posixpath.join(storage, name)
-    return os.path.join(os.path.abspath(os.path.expanduser(storage)), name)
+    if storage.is_uri(location):
+        return storage.join(location, name)
+    return os.path.join(os.path.abspath(os.path.expanduser(location)), name)
 
 
-def resolve(experiment: str, storage: str) -> str:
-    """EXPERIMENT on the command line: a folder holding a tuner experiment, else a name under storage."""
-    if "://" not in experiment and (Path(experiment) / SPEC_FILE).is_file():
-        return os.path.abspath(experiment)
-    return experiment_dir(storage, experiment)
+def resolve(experiment: str, location: str) -> str:
+    """EXPERIMENT on the command line: a folder or URI holding a tuner experiment, else a name under storage."""
+    if storage.is_file(storage.join(experiment, SPEC_FILE)):
+        return experiment if storage.is_uri(experiment) else os.path.abspath(experiment)
+    return experiment_dir(location, experiment)
 
 
 def save_spec(directory: str, spec: ExperimentSpec) -> None:
-    os.makedirs(directory, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=directory, suffix=".json", delete=False) as tmp:
-        tmp.write(spec.model_dump_json(indent=2, exclude_unset=True))
-    os.replace(tmp.name, os.path.join(directory, SPEC_FILE))
+    storage.write_text(storage.join(directory, SPEC_FILE), spec.model_dump_json(indent=2, exclude_unset=True))
 
 
 def load_saved_spec(directory: str) -> ExperimentSpec:
-    path = os.path.join(directory, SPEC_FILE)
+    path = storage.join(directory, SPEC_FILE)
+    if not storage.is_file(path):
+        raise SpecError(f"{directory}: not a tuner experiment (no {SPEC_FILE}); check the name and --storage")
     try:
-        with open(path) as f:
-            return ExperimentSpec.model_validate_json(f.read())
-    except FileNotFoundError:
-        raise SpecError(f"{directory}: not a tuner experiment (no {SPEC_FILE}); check the name and --storage") from None
+        return ExperimentSpec.model_validate_json(storage.read_text(path))
     except ValueError as exc:
         raise SpecError(f"{path}: unreadable ({str(exc).splitlines()[0]})") from None
 

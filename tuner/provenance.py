@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 import subprocess
 import sys
-import tempfile
 from importlib import metadata
 from pathlib import Path
+
+from tuner import storage
 
 PROVENANCE_FILE = "provenance.json"
 PACKAGES = ("tuner", "torch", "torch_geometric", "ray", "optuna", "numpy", "pandas", "pyarrow", "pydantic")
@@ -44,22 +44,15 @@ def current() -> dict:
 
 def record(directory: str) -> None:
     """The first run's provenance; a resume adds its command line to `resumed_with`."""
-    path = os.path.join(directory, PROVENANCE_FILE)
     now = current()
-    if os.path.exists(path):
-        with open(path) as f:
-            saved = json.load(f)
+    saved = load(directory)
+    if saved:
         saved.setdefault("resumed_with", []).append(now["command"])
     else:
         saved = now
-    with tempfile.NamedTemporaryFile("w", dir=directory, suffix=".json", delete=False) as tmp:
-        json.dump(saved, tmp, indent=2, sort_keys=True)
-    os.replace(tmp.name, path)
+    storage.write_text(storage.join(directory, PROVENANCE_FILE), json.dumps(saved, indent=2, sort_keys=True))
 
 
 def load(directory: str) -> dict:
-    path = os.path.join(directory, PROVENANCE_FILE)
-    if not os.path.exists(path):
-        return {}
-    with open(path) as f:
-        return json.load(f)
+    path = storage.join(directory, PROVENANCE_FILE)
+    return json.loads(storage.read_text(path)) if storage.is_file(path) else {}

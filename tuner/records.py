@@ -19,6 +19,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from tuner.hyperparameters import Hyperparameters
+from tuner.storage import resolve as filesystem
 from tuner.metrics import METRICS, SPLITS
 
 RECORDS_DIR = "records"
@@ -77,13 +78,6 @@ def param_values(hp: Hyperparameters) -> dict[str, Any]:
     for name, value in hp.model_dump().items():
         values[f"param_{name}"] = ",".join(map(str, value)) if isinstance(value, (tuple, list)) else value
     return values
-
-
-def filesystem(storage: str) -> tuple[pafs.FileSystem, str]:
-    """A local path or a URI (s3://, gs://, ...) as a pyarrow filesystem and a path inside it."""
-    if "://" in storage:
-        return pafs.FileSystem.from_uri(storage)
-    return pafs.LocalFileSystem(), posixpath.abspath(storage)
 
 
 class RecordWriter:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tuner import plots, provenance
+from tuner import plots, provenance, storage
 from tuner import records as records_module
 from tuner.baselines import load_baselines
 from tuner.errors import TunerError
@@ -62,7 +62,9 @@ def write_report(experiment_dir: str, out_dir: str | None = None) -> Path:
     """Write the report; returns its folder. Raises NoResultsError (after writing a report that says so)
     when no trial produced metrics."""
     spec = load_saved_spec(experiment_dir)
-    out = Path(out_dir or os.path.join(experiment_dir, "report"))
+    if out_dir is None:  # beside the records, or here when they are in an object store
+        out_dir = f"{spec.name}-report" if storage.is_uri(experiment_dir) else os.path.join(experiment_dir, "report")
+    out = Path(out_dir)
     (out / "plots").mkdir(parents=True, exist_ok=True)
     (out / "tables").mkdir(parents=True, exist_ok=True)
     records = records_module.load(experiment_dir)

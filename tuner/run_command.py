@@ -3,14 +3,12 @@ export the Optuna study and summarise."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import dataclass
 
 import pandas as pd
 
 from tuner import records as records_module
-from tuner import provenance
+from tuner import provenance, storage
 from tuner.baselines import compute_baselines
 from tuner.best_config import with_base
 from tuner.data import prepare
@@ -55,7 +53,7 @@ def run_experiment(
     if spec.base is not None:
         spec = with_base(spec, make_experiment_dir(spec.storage, spec.base))
     restore = False
-    if os.path.isdir(directory) and not fresh:
+    if storage.is_dir(directory) and not fresh:
         saved = load_saved_spec(directory)
         changed = spec_differences(saved, spec)
         if changed:
@@ -64,8 +62,8 @@ def run_experiment(
                 "run with --fresh to start over, or --name to start a new experiment"
             )
         restore = search.can_restore(directory)
-    if not restore and os.path.isdir(directory):
-        shutil.rmtree(directory)  # --fresh, or it never got as far as a restorable state
+    if not restore and storage.is_dir(directory):
+        storage.remove_tree(directory)  # --fresh, or it never got as far as a restorable state
     data = prepare(spec.dataset, data_dir)
     print(data.summary(), flush=True)
     search.start_ray()
@@ -74,11 +72,15 @@ def run_experiment(
         tuner = search.restored_tuner(spec, data, directory, resume_errored, restart_errored)
     else:
         save_spec(directory, spec)
-        tuner = search.new_tuner(spec, data, os.path.dirname(directory), directory)
+        tuner = search.new_tuner(spec, data, parent(directory), directory)
     provenance.record(directory)
     tuner.fit()
     compute_baselines(spec, data, directory)
     return settle(spec, directory, search.trial_statuses(directory), search.num_samples(spec))
+
+
+def parent(directory: str) -> str:
+    return directory.rstrip("/").rsplit("/", 1)[0]
 
 
 def settle(spec: ExperimentSpec, directory: str, statuses: dict[str, str], expected_trials: int) -> RunSummary:

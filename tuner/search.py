@@ -77,9 +77,10 @@ def scheduler(spec: ExperimentSpec):
 
 
 def start_ray() -> None:
-    """An existing cluster when RAY_ADDRESS is set, else an embedded local instance."""
+    """An existing cluster when RAY_ADDRESS is set (as inside a Ray job), else a new embedded local instance —
+    never a cluster that some earlier `ray start` on this machine left behind."""
     if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False, log_to_driver=True)
+        ray.init(address=os.environ.get("RAY_ADDRESS") or "local", include_dashboard=False, log_to_driver=True)
 
 
 def _trainable(spec: ExperimentSpec, data: SplitData, experiment_dir: str):

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 
 import optuna
 import pandas as pd
 
+from tuner import storage
 from tuner.spec import ExperimentSpec
 
 _STATES = {
@@ -24,12 +26,13 @@ _STATES = {
 
 
 def export_study(spec: ExperimentSpec, records: pd.DataFrame, trials: pd.DataFrame, directory: str) -> str:
-    path = os.path.join(directory, "optuna.db")
-    temporary = path + ".tmp"
-    if os.path.exists(temporary):
-        os.remove(temporary)
-    build_study(spec, records, trials, storage=f"sqlite:///{temporary}")
-    os.replace(temporary, path)
+    """Build the study in a local SQLite file, then put it (atomically) into the experiment's storage."""
+    path = storage.join(directory, "optuna.db")
+    with tempfile.TemporaryDirectory() as scratch:
+        local = os.path.join(scratch, "optuna.db")
+        build_study(spec, records, trials, storage=f"sqlite:///{local}")
+        with open(local, "rb") as f:
+            storage.write_bytes(path, f.read())
     return path
 
 
