@@ -72,6 +72,15 @@ def test_degenerate_rows_are_flagged(tmp_path):
     assert table.loc["weight_decay=0.01", "p (seeds, vs best)"] == "n/a"  # one seed: no paired test
 
 
+def test_rows_identical_in_every_seed_are_flagged(experiment):
+    same = {f"val/recall@{K}": 0.05, f"test/precision@{K}": 0.05, f"test/recall@{K}": 0.02}
+    for seed in (0, 1):
+        write_trial(experiment, f"t0.1-{seed}", Hyperparameters(weight_decay=0.1, seed=seed, k=[K]), [same, same])
+    table = _table(write_report(experiment)).set_index("row")
+    assert "identical test precision/recall in every seed" in table.loc["weight_decay=0.1", "flag"]
+    assert "identical" not in table.loc["weight_decay=0 (best)", "flag"]
+
+
 def test_all_trials_failed(tmp_path):
     directory = str(tmp_path / "runs" / "failed")
     os.makedirs(directory)

@@ -178,3 +178,35 @@ def test_driver_killed_mid_run_then_rerun_resumes(tmp_path):
     assert_one_row_per_trial_epoch(records, trials)
     assert "RUNNING" not in optuna_states(str(experiment_dir))
     assert len(optuna_states(str(experiment_dir))) == 4
+
+
+def test_ctrl_c_exits_130_and_the_rerun_finishes(tmp_path):
+    if ray.is_initialized():
+        ray.shutdown()
+    spec = _spec(
+        tmp_path,
+        params={"lr": {"type": "float", "low": 1e-3, "high": 0.1, "log": True}},
+        search={"sampler": "random", "num_samples": 3, "max_concurrent": 2},
+        fixed={"embedding_dim": 8, "num_layers": 1, "epochs": 30, "batch_size": 32, "k": [10], "eval_every": 1},
+    )
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(spec.model_dump(mode="json", exclude_unset=True)))
+    experiment_dir = Path(spec.storage) / spec.name
+    driver = _tuner_cli("run", spec_file)
+    deadline = time.time() + 240
+    while len(list(experiment_dir.glob("records/*/epoch=*.parquet"))) < 4 and time.time() < deadline:
+        time.sleep(0.5)
+    driver.send_signal(signal.SIGINT)
+    output, _ = driver.communicate(timeout=300)
+    assert driver.returncode == 130, output[-3000:]
+    assert "interrupted: run the same command again to resume" in output
+
+    rerun = _tuner_cli("run", spec_file)
+    output, _ = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, output[-3000:]
+    records = records_module.load(str(experiment_dir))
+    from tuner.summarize import trial_table
+
+    trials = trial_table(records, spec.metric, spec.mode)
+    assert len(trials) == 3
+    assert_one_row_per_trial_epoch(records, trials)

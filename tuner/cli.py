@@ -55,6 +55,9 @@ def train(
     from tuner.train_command import write_outcome_json
 
     experiment = load_spec(spec, overrides)
+    if experiment.params:
+        typer.echo(f"note: {', '.join(experiment.params)} are searched by this spec; `tuner train` uses their "
+                   "defaults (set them with --set, or train `tuner best`'s output)", err=True)
     if threads:
         torch.set_num_threads(threads)
     header_printed = []

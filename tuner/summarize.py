@@ -102,9 +102,9 @@ def ablation_table(trials: pd.DataFrame, factor: str, metric: str, mode: str, ba
 
 
 def flag_degenerate(table: pd.DataFrame, metric: str) -> pd.Series:
-    """Why a value's row is not to be trusted ('' when it is): not better than MostPop on test precision, or
-    test precision and recall identical (to 4 decimals) to another value's — the signature of a model that
-    recommends the same popular items to everyone."""
+    """Why a value's row is not to be trusted ('' when it is): not better than MostPop on test precision; test
+    precision and recall identical (to 4 decimals) to another value's; or identical in every seed — the
+    signatures of a model that recommends the same popular items to everyone."""
     k = metric_k(metric)
     precision, recall = f"test/precision@{k}", f"test/recall@{k}"
     values = table[~table["baseline"]]
@@ -121,6 +121,8 @@ def flag_degenerate(table: pd.DataFrame, metric: str) -> pd.Series:
         ]
         if same:
             why.append(f"same test precision/recall@{k} as {', '.join(same)}")
+        if row["seeds"] > 1 and row[f"{precision} std"] == 0 and row[f"{recall} std"] == 0:
+            why.append("identical test precision/recall in every seed")
         reasons[index] = "; ".join(why)
     return reasons
 
