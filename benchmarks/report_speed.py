@@ -58,6 +58,7 @@ def make_experiment(directory: Path, trials: int, epochs: int) -> None:
                 **records.param_values(hp),
             }
             writer.write(row)
+        writer.compact()  # as tuner does when a trial ends
 
 
 def main() -> None:

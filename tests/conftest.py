@@ -36,3 +36,37 @@ def tiny_split(num_users=6, num_items=8, seed=0, density=0.4):
         edges["train"].extend((user, i) for i in items[2:])
     arrays = {k: np.array(sorted(v), dtype=np.int64).T for k, v in edges.items()}
     return SplitData("tiny", num_users, num_items, split_hash="tiny", **arrays)
+
+
+def epochs_written(record_dir) -> dict:
+    """Epochs on disk per trial folder: loose epoch files plus the rows of a compacted trial.parquet."""
+    import pyarrow.parquet as pq
+
+    counts = {}
+    for trial_dir in Path(record_dir).glob("trial_id=*"):
+        loose = len(list(trial_dir.glob("epoch=*.parquet")))
+        compacted = trial_dir / "trial.parquet"
+        try:
+            rows = pq.read_metadata(compacted).num_rows if compacted.exists() else 0
+        except OSError:  # being replaced right now
+            rows = 0
+        counts[trial_dir.name] = loose + rows
+    return counts
+
+
+def kill_tree(process) -> None:
+    """SIGKILL a process and everything under it, as when a machine dies (Ray's workers run in sessions of their
+    own, so killing the process group is not enough)."""
+    import psutil
+
+    try:
+        root = psutil.Process(process.pid)
+        tree = root.children(recursive=True) + [root]
+    except psutil.NoSuchProcess:
+        tree = []
+    for member in tree:
+        try:
+            member.kill()
+        except psutil.NoSuchProcess:
+            pass
+    process.wait()

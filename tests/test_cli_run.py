@@ -5,6 +5,7 @@ import json
 import pandas as pd
 import pytest
 
+from tests.conftest import epochs_written
 from tests.test_cli_train import tuner
 from tuner import records
 
@@ -39,7 +40,12 @@ def test_run_summarises_and_exits_zero(experiment):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "best trial" in result.stdout and "trials: 3 of 3 — 3 finished" in result.stdout
     assert (folder / "out" / "e2e" / "optuna.db").is_file()
-    assert len(list((folder / "out" / "e2e" / "records").glob("trial_id=*/epoch=*.parquet"))) == 9
+    assert epochs_written(folder / "out" / "e2e" / "records") == {f"trial_id={t}": 3 for t in _trial_ids(folder)}
+    assert not list((folder / "out" / "e2e" / "records").glob("*/epoch=*.parquet"))  # ended trials are compacted
+
+
+def _trial_ids(folder):
+    return [p.name.split("=", 1)[1] for p in (folder / "out" / "e2e" / "records").glob("trial_id=*")]
 
 
 def test_records_export_one_row_per_trial_epoch(experiment):
@@ -83,7 +89,7 @@ def test_rerun_of_a_finished_experiment_changes_nothing(experiment):
     result = tuner("run", "spec.yaml", "--storage", "out", cwd=folder)
     assert result.returncode == 0, result.stdout[-2000:]
     assert "trials: 3 of 3 — 3 finished" in result.stdout
-    assert len(list((folder / "out" / "e2e" / "records").glob("trial_id=*/epoch=*.parquet"))) == 9
+    assert sum(epochs_written(folder / "out" / "e2e" / "records").values()) == 9
 
 
 def test_validate_and_schema(tmp_path):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import epochs_written, kill_tree
 from tuner import records
 from tuner.cluster import check_address, entrypoint
 from tuner.errors import SpecError
@@ -64,24 +65,6 @@ def _ray_start(*args, env):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _kill(process):
-    """SIGKILL a node: `ray start` and every process under it (trial workers run in sessions of their own, so
-    killing the process group is not enough), as when a machine dies."""
-    import psutil
-
-    try:
-        root = psutil.Process(process.pid)
-        tree = root.children(recursive=True) + [root]
-    except psutil.NoSuchProcess:
-        tree = []
-    for member in tree:
-        try:
-            member.kill()
-        except psutil.NoSuchProcess:
-            pass
-    process.wait()
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cluster")
@@ -104,8 +87,8 @@ def cluster(tmp_path_factory):
                         f"--dashboard-agent-listen-port={_free_port()}", f"--temp-dir={temp_dirs[1]}", env=env)
     nodes = {"address": address, "token_file": token_file, "worker": worker, "folder": folder}
     yield nodes
-    _kill(nodes["worker"])
-    _kill(head)
+    kill_tree(nodes["worker"])
+    kill_tree(head)
     for folder in temp_dirs:
         shutil.rmtree(folder, ignore_errors=True)
     current = Path("/tmp/ray/ray_current_cluster")  # `ray start --head` leaves the address of the dead head here
@@ -167,12 +150,12 @@ def test_worker_node_killed_mid_run_trials_resume_elsewhere(cluster):
     deadline = time.time() + 300
     # all three trials (one on the head's CPU, two on the worker's) have started training
     while time.time() < deadline:
-        per_trial = [len(list(d.glob("epoch=*.parquet"))) for d in record_dir.glob("trial_id=*")]
+        per_trial = list(epochs_written(record_dir).values())
         if len(per_trial) == 3 and min(per_trial) >= 3:
             break
         time.sleep(0.1)
-    _kill(cluster["worker"])  # the worker node (its raylet and its trials) dies mid-run
-    assert len(list(record_dir.glob("*/epoch=*.parquet"))) < 150
+    kill_tree(cluster["worker"])  # the worker node (its raylet and its trials) dies mid-run
+    assert sum(epochs_written(record_dir).values()) < 150
 
     deadline = time.time() + 600
     status = ""

@@ -70,3 +70,17 @@ def test_files_are_plain_parquet(tmp_path):
     table = pq.read_table(tmp_path / "records" / "trial_id=t1" / "epoch=1.parquet")
     assert table.schema == records.record_schema([10])
     assert isinstance(table.to_pandas(), pd.DataFrame)
+
+
+def test_compaction_keeps_every_row_in_one_file(tmp_path):
+    writer = records.RecordWriter(str(tmp_path), "t1", [10])
+    for epoch in (1, 2, 3):
+        writer.write(_row("t1", epoch, attempt=1))
+    writer.write(_row("t1", 2, attempt=2, stop_reason="finished"))  # a retry that ended at epoch 2
+    before = records.load(str(tmp_path))
+    writer.compact()
+    folder = tmp_path / "records" / "trial_id=t1"
+    assert sorted(p.name for p in folder.glob("*.parquet")) == ["trial.parquet"]
+    after = records.load(str(tmp_path))
+    pd.testing.assert_frame_equal(before, after)
+    assert list(zip(after["epoch"], after["attempt"])) == [(1, 1), (2, 2)]

@@ -15,6 +15,7 @@ import ray
 import torch
 import yaml
 
+from tests.conftest import epochs_written, kill_tree
 from tuner import records as records_module
 from tuner.data import prepare
 from tuner.hyperparameters import Hyperparameters
@@ -158,12 +159,11 @@ def test_driver_killed_mid_run_then_rerun_resumes(tmp_path):
     spec_file.write_text(yaml.safe_dump(spec.model_dump(mode="json", exclude_unset=True)))
     experiment_dir = Path(spec.storage) / spec.name
 
-    driver = _tuner_cli("run", spec_file, start_new_session=True)
+    driver = _tuner_cli("run", spec_file)
     deadline = time.time() + 240
-    while len(list(experiment_dir.glob("records/*/epoch=*.parquet"))) < 8 and time.time() < deadline:
+    while sum(epochs_written(experiment_dir / "records").values()) < 8 and time.time() < deadline:
         time.sleep(0.5)
-    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray instance it started, as in a crash
-    driver.wait()
+    kill_tree(driver)  # the driver, the Ray instance it started and its trials, as in a crash
     assert driver.returncode != 0
 
     rerun = _tuner_cli("run", spec_file)
@@ -194,7 +194,7 @@ def test_ctrl_c_exits_130_and_the_rerun_finishes(tmp_path):
     experiment_dir = Path(spec.storage) / spec.name
     driver = _tuner_cli("run", spec_file)
     deadline = time.time() + 240
-    while len(list(experiment_dir.glob("records/*/epoch=*.parquet"))) < 4 and time.time() < deadline:
+    while sum(epochs_written(experiment_dir / "records").values()) < 4 and time.time() < deadline:
         time.sleep(0.5)
     driver.send_signal(signal.SIGINT)
     output, _ = driver.communicate(timeout=300)

@@ -100,6 +100,7 @@ def settle(spec: ExperimentSpec, directory: str, statuses: dict[str, str], expec
             row = writer.read(int(last["epoch"]))
             row.update(status="ended", stop_reason="failed" if status == "ERROR" else "early_stopped")
             writer.write(row)
+            writer.compact()
         records = records_module.load(directory)
     trials = trial_table(records, spec.metric, spec.mode)
     counts = stop_reason_counts(trials)

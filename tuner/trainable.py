@@ -71,9 +71,11 @@ def train_trial(config: dict[str, Any], *, data: SplitData, spec_json: str, expe
         try:
             result = next(epochs)
         except StopIteration:
+            writer.compact()
             return
         except DivergedError as exc:
             _report_divergence(spec, writer, base_row, trainer.epochs_done + 1, cumulative_seconds, str(exc))
+            writer.compact()
             return
         cumulative_seconds += result.train_seconds + result.eval_seconds
         last = result.epoch == hp.epochs
