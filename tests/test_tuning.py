@@ -18,7 +18,6 @@ import yaml
 from tests.conftest import epochs_written, kill_tree
 from tuner import records as records_module
 from tuner.data import prepare
-from tuner.hyperparameters import Hyperparameters
 from tuner.models import build_model
 from tuner.run_command import run_experiment
 from tuner.spec import validate_spec
@@ -146,23 +145,29 @@ def _tuner_cli(*args, **kwargs):
                             stderr=subprocess.STDOUT, text=True, **kwargs)
 
 
-def test_driver_killed_mid_run_then_rerun_resumes(tmp_path):
+def _start_cli_run(tmp_path, sampler, num_samples, epochs_before_returning):
+    """`tuner run` of a 30-epoch spec in a subprocess (no Ray in this process), returned once it has written
+    some epochs."""
     if ray.is_initialized():
         ray.shutdown()
     spec = _spec(
         tmp_path,
         params={"lr": {"type": "float", "low": 1e-3, "high": 0.1, "log": True}},
-        search={"sampler": "tpe", "num_samples": 4, "max_concurrent": 2},
+        search={"sampler": sampler, "num_samples": num_samples, "max_concurrent": 2},
         fixed={"embedding_dim": 8, "num_layers": 1, "epochs": 30, "batch_size": 32, "k": [10], "eval_every": 1},
     )
     spec_file = tmp_path / "spec.yaml"
     spec_file.write_text(yaml.safe_dump(spec.model_dump(mode="json", exclude_unset=True)))
     experiment_dir = Path(spec.storage) / spec.name
-
     driver = _tuner_cli("run", spec_file)
     deadline = time.time() + 240
-    while sum(epochs_written(experiment_dir / "records").values()) < 8 and time.time() < deadline:
+    while sum(epochs_written(experiment_dir / "records").values()) < epochs_before_returning and time.time() < deadline:
         time.sleep(0.5)
+    return spec, spec_file, experiment_dir, driver
+
+
+def test_driver_killed_mid_run_then_rerun_resumes(tmp_path):
+    spec, spec_file, experiment_dir, driver = _start_cli_run(tmp_path, "tpe", 4, epochs_before_returning=8)
     kill_tree(driver)  # the driver, the Ray instance it started and its trials, as in a crash
     assert driver.returncode != 0
 
@@ -181,21 +186,7 @@ def test_driver_killed_mid_run_then_rerun_resumes(tmp_path):
 
 
 def test_ctrl_c_exits_130_and_the_rerun_finishes(tmp_path):
-    if ray.is_initialized():
-        ray.shutdown()
-    spec = _spec(
-        tmp_path,
-        params={"lr": {"type": "float", "low": 1e-3, "high": 0.1, "log": True}},
-        search={"sampler": "random", "num_samples": 3, "max_concurrent": 2},
-        fixed={"embedding_dim": 8, "num_layers": 1, "epochs": 30, "batch_size": 32, "k": [10], "eval_every": 1},
-    )
-    spec_file = tmp_path / "spec.yaml"
-    spec_file.write_text(yaml.safe_dump(spec.model_dump(mode="json", exclude_unset=True)))
-    experiment_dir = Path(spec.storage) / spec.name
-    driver = _tuner_cli("run", spec_file)
-    deadline = time.time() + 240
-    while sum(epochs_written(experiment_dir / "records").values()) < 4 and time.time() < deadline:
-        time.sleep(0.5)
+    spec, spec_file, experiment_dir, driver = _start_cli_run(tmp_path, "random", 3, epochs_before_returning=4)
     driver.send_signal(signal.SIGINT)
     output, _ = driver.communicate(timeout=300)
     assert driver.returncode == 130, output[-3000:]
@@ -210,3 +201,11 @@ def test_ctrl_c_exits_130_and_the_rerun_finishes(tmp_path):
     trials = trial_table(records, spec.metric, spec.mode)
     assert len(trials) == 3
     assert_one_row_per_trial_epoch(records, trials)
+
+
+def test_ended_trials_keep_only_their_newest_checkpoint(tmp_path, ray_with_faults):
+    _set_faults(ray_with_faults)
+    summary = run_experiment(_spec(tmp_path))  # 6 epochs, a checkpoint every 2
+    for trial_id in summary.trials["trial_id"]:
+        checkpoints = sorted(p.name for p in (Path(summary.experiment_dir) / trial_id).glob("checkpoint_*"))
+        assert len(checkpoints) == 1, checkpoints

@@ -3,9 +3,11 @@ export the Optuna study and summarise."""
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass
 
 import pandas as pd
+import pyarrow.fs as pafs
 
 from tuner import records as records_module
 from tuner import provenance, storage
@@ -79,6 +81,19 @@ def run_experiment(
     return settle(spec, directory, search.trial_statuses(directory), search.num_samples(spec))
 
 
+def prune_checkpoints(directory: str, trial_ids: list[str]) -> None:
+    """Keep only the newest checkpoint of each ended trial (trial folders are named by trial id)."""
+    fs, root = storage.resolve(directory)
+    for trial_id in trial_ids:
+        selector = pafs.FileSelector(posixpath.join(root, trial_id), allow_not_found=True)
+        checkpoints = sorted(
+            info.path for info in fs.get_file_info(selector)
+            if info.type == pafs.FileType.Directory and posixpath.basename(info.path).startswith("checkpoint_")
+        )
+        for path in checkpoints[:-1]:
+            fs.delete_dir(path)
+
+
 def parent(directory: str) -> str:
     return directory.rstrip("/").rsplit("/", 1)[0]
 
@@ -103,6 +118,7 @@ def settle(spec: ExperimentSpec, directory: str, statuses: dict[str, str], expec
             writer.compact()
         records = records_module.load(directory)
     trials = trial_table(records, spec.metric, spec.mode)
+    prune_checkpoints(directory, [t for t, status in statuses.items() if status == "TERMINATED"])
     counts = stop_reason_counts(trials)
     # trials that failed before writing a single record
     recorded = set(trials["trial_id"]) if not trials.empty else set()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import optuna
 import ray
@@ -112,7 +111,10 @@ def _run_config(spec: ExperimentSpec, storage: str) -> tune.RunConfig:
         name=spec.name,
         storage_path=storage,
         failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        # keep every checkpoint while trials run: with num_to_keep, a driver that dies between Ray deleting an old
+        # checkpoint and saving the experiment state leaves that state pointing at a deleted checkpoint, and the
+        # trial can never be resumed. run_command.prune_checkpoints trims ended trials afterwards.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
     )
 
 
