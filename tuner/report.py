@@ -10,6 +10,7 @@ import base64
 import html
 import math
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from tuner.errors import TunerError
 from tuner.experiment import load_saved_spec
 from tuner.spec import ExperimentSpec
 from tuner.summarize import (
+    format_value,
     ABLATION_COLUMNS,
     ablation_table,
     flag_degenerate,
@@ -165,7 +167,7 @@ def _tuning(spec, records, trials, out) -> Section:
         "best epoch": top["best_epoch"].astype(int),
         spec.metric: top[spec.metric].map(_f),
         **{f"test/{m}@{k}": top[f"test/{m}@{k}"].map(_f) for m in ("precision", "recall", "ndcg")},
-        **{name: top[f"param_{name}"].map(_plain) for name in searched},
+        **{name: top[f"param_{name}"].map(format_value) for name in searched},
     })
     section.table("best_trials", shown)
     section.text("Best trials: finished trials first (ranked by validation), then early-stopped ones, which are "
@@ -271,8 +273,6 @@ def _html(spec: ExperimentSpec, sections: list[Section], out: Path) -> str:
 
 def _inline(text: str) -> str:
     """The little markdown the texts use: `code`, **bold** and *italic*."""
-    import re
-
     escaped = html.escape(text)
     escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
     escaped = re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", escaped)
@@ -301,9 +301,3 @@ def _p(value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     return f"{value:.3g}"
-
-
-def _plain(value):
-    from tuner.summarize import format_value
-
-    return format_value(value)
