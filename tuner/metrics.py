@@ -18,9 +18,8 @@ from torch import Tensor
 
 from tuner.data import SplitData
 from tuner.errors import DataError
+from tuner.vocabulary import METRICS, SPLITS
 
-METRICS = ("precision", "recall", "ndcg", "hit")
-SPLITS = ("train", "val", "test")
 
 ScoreFn = Callable[[Tensor], Tensor]  # user ids (B,) -> scores (B, num_items)
 

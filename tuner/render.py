@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from tuner.metrics import METRICS
+from typing import TYPE_CHECKING
+
 from tuner.spec import ExperimentSpec
-from tuner.training import EpochResult
+from tuner.vocabulary import METRICS
+
+if TYPE_CHECKING:
+    from tuner.training import EpochResult
 
 _SPLITS = ("train", "val", "test")
 

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from tuner.data.interactions import Interactions
 from tuner.errors import DataError
 
+if TYPE_CHECKING:
+    import pandas as pd  # imported where a file is parsed: reading a spec must not pay for pandas
+
 
 def _read_table(path: Path, **kwargs) -> pd.DataFrame:
+    import pandas as pd
+
     try:
         return pd.read_csv(path, **kwargs)
     except (OSError, ValueError, pd.errors.ParserError) as exc:
@@ -38,6 +43,8 @@ def read_movielens_100k(folder: Path) -> Interactions:
     base = _read_table(folder / "u1.base", sep="\t", names=_COLUMNS)
     test = _read_table(folder / "u1.test", sep="\t", names=_COLUMNS)
     given_test = np.r_[np.zeros(len(base), bool), np.ones(len(test), bool)]
+    import pandas as pd
+
     return _ratings_frame(pd.concat([base, test], ignore_index=True), folder / "u1.base", given_test)
 
 
