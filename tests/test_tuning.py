@@ -17,6 +17,7 @@ import yaml
 
 from tests.conftest import epochs_written, kill_tree
 from tuner import records as records_module
+from tuner.baselines import load_baselines
 from tuner.data import prepare
 from tuner.models import build_model
 from tuner.run_command import run_experiment
@@ -71,12 +72,16 @@ def assert_one_row_per_trial_epoch(records, trials):
     assert set(records["trial_id"]) == set(trials["trial_id"])
 
 
-def optuna_states(experiment_dir):
-    """The trial states inside the searcher Ray saved (trusted: our own experiment folder)."""
+def optuna_trials(experiment_dir):
+    """The Optuna trials inside the searcher Ray saved (trusted: our own experiment folder)."""
     newest = sorted(glob.glob(os.path.join(experiment_dir, "searcher-state-*.pkl")))[-1]
     with open(newest, "rb") as f:
         state = pickle.load(f)
-    return [trial.state.name for trial in state["_ot_study"].trials]
+    return state["_ot_study"].trials
+
+
+def optuna_states(experiment_dir):
+    return [trial.state.name for trial in optuna_trials(experiment_dir)]
 
 
 def test_trial_that_raises_once_resumes_from_its_checkpoint(tmp_path, ray_with_faults):
@@ -116,6 +121,41 @@ def test_diverged_trial_fails_once_and_is_not_retried(tmp_path, ray_with_faults)
     assert summary.trials.iloc[0]["stop_reason"] == "finished"
 
 
+def test_grid_whose_last_trial_to_end_diverges_completes(tmp_path, ray_with_faults):
+    """The ordering that crashed whole runs: the grid's last trial to end is the diverged one, so telling Optuna
+    FAIL makes GridSampler call study.stop() outside an objective (RuntimeError); the run must still settle."""
+    _set_faults(ray_with_faults, nan_when_lr_at_least=0.3, nan_from_epoch=4, sleep_per_batch_when_lr_at_least=[0.3, 0.1])
+    spec = _spec(tmp_path, params={"lr": {"type": "categorical", "choices": [0.01, 0.5]}})
+    summary = run_experiment(spec)
+    assert summary.exit_code == 1
+    assert (summary.counts["finished"], summary.counts["diverged"]) == (1, 1)
+    trials = {trial.state.name: trial for trial in optuna_trials(summary.experiment_dir)}
+    assert set(trials) == {"COMPLETE", "FAIL"}
+    assert trials["FAIL"].datetime_complete > trials["COMPLETE"].datetime_complete  # the diverged trial ended last
+    diverged = summary.trials[summary.trials["stop_reason"] == "diverged"].iloc[0]
+    assert diverged["epochs_run"] == 4
+    assert (Path(spec.storage) / spec.name / "optuna.db").is_file()
+
+
+def test_baselines_are_computed_alongside_the_trials(tmp_path, ray_with_faults):
+    _set_faults(ray_with_faults)
+    summary = run_experiment(_spec(tmp_path, baselines=["mostpop", "mf"], seeds=[0, 1]))
+    rows = load_baselines(summary.experiment_dir)
+    assert sorted(zip(rows["baseline"], rows["seed"].fillna(-1))) == [("mf (rank 8)", 0), ("mf (rank 8)", 1), ("mostpop", -1)]
+    assert rows["test/recall@10"].between(0, 1).all()
+
+
+def test_concurrent_trials_run_at_the_same_time(tmp_path, ray_with_faults):
+    _set_faults(ray_with_faults, sleep_per_batch=0.05)
+    summary = run_experiment(_spec(tmp_path))  # 2 trials, max_concurrent 2, 2 CPUs
+    records = records_module.load(summary.experiment_dir)
+    started = records.groupby("trial_id")["trial_started"].first()
+    computed = records.groupby("trial_id")["cumulative_seconds"].max()
+    assert len(started) == 2
+    # had one trial waited for the other, it would have started after the other's epochs had all been computed
+    assert abs(started.iloc[0] - started.iloc[1]) < computed.min()
+
+
 def test_asha_stops_trials_and_they_are_never_ranked_as_finished(tmp_path, ray_with_faults):
     _set_faults(ray_with_faults)
     spec = _spec(
@@ -136,6 +176,8 @@ def test_asha_stops_trials_and_they_are_never_ranked_as_finished(tmp_path, ray_w
     ranks = list(summary.trials["stop_reason"])
     assert ranks == sorted(ranks, key=lambda r: r != "finished")  # finished trials first, whatever their metric
     assert "RUNNING" not in optuna_states(summary.experiment_dir)
+    # every ended trial is compacted, the ones ASHA let run to the end included
+    assert list(Path(summary.experiment_dir, "records").glob("*/epoch=*")) == []
 
 
 def _tuner_cli(*args, **kwargs):
@@ -145,7 +187,7 @@ def _tuner_cli(*args, **kwargs):
                             stderr=subprocess.STDOUT, text=True, **kwargs)
 
 
-def _start_cli_run(tmp_path, sampler, num_samples, epochs_before_returning):
+def _start_cli_run(tmp_path, sampler, num_samples, epochs_before_returning, **changes):
     """`tuner run` of a 30-epoch spec in a subprocess (no Ray in this process), returned once it has written
     some epochs."""
     if ray.is_initialized():
@@ -155,6 +197,7 @@ def _start_cli_run(tmp_path, sampler, num_samples, epochs_before_returning):
         params={"lr": {"type": "float", "low": 1e-3, "high": 0.1, "log": True}},
         search={"sampler": sampler, "num_samples": num_samples, "max_concurrent": 2},
         fixed={"embedding_dim": 8, "num_layers": 1, "epochs": 30, "batch_size": 32, "k": [10], "eval_every": 1},
+        **changes,
     )
     spec_file = tmp_path / "spec.yaml"
     spec_file.write_text(yaml.safe_dump(spec.model_dump(mode="json", exclude_unset=True)))
@@ -201,6 +244,41 @@ def test_ctrl_c_exits_130_and_the_rerun_finishes(tmp_path):
     trials = trial_table(records, spec.metric, spec.mode)
     assert len(trials) == 3
     assert_one_row_per_trial_epoch(records, trials)
+
+
+@pytest.mark.filterwarnings("ignore:.*not a readable parquet file")  # polled while trials are being compacted
+def test_sigterm_saves_the_run_exits_143_and_the_rerun_resumes(tmp_path):
+    spec, spec_file, experiment_dir, driver = _start_cli_run(
+        tmp_path, "random", 8, epochs_before_returning=1, scheduler={"kind": "asha", "grace_period": 1, "reduction_factor": 2}
+    )
+    # a trial that ASHA stops says so in the records at once, not only when the run settles
+    stopped = set()
+    deadline = time.time() + 240
+    while not stopped and driver.poll() is None and time.time() < deadline:
+        records = records_module.load(str(experiment_dir))
+        stopped = set(records.loc[records["stop_reason"] == "early_stopped", "trial_id"]) if not records.empty else set()
+        time.sleep(0.2)
+    assert stopped and driver.poll() is None
+    driver.send_signal(signal.SIGTERM)  # what a batch scheduler, `timeout` or a container runtime sends
+    output, _ = driver.communicate(timeout=300)
+    assert driver.returncode == 143, output[-3000:]
+    assert "interrupted: run the same command again to resume" in output
+    assert "Traceback" not in output and "SIGTERM received" not in output  # no stack dump, Python's or Ray's
+    interrupted = records_module.load(str(experiment_dir))
+    assert stopped <= set(interrupted.loc[interrupted["stop_reason"] == "early_stopped", "trial_id"])
+
+    rerun = _tuner_cli("run", spec_file)
+    output, _ = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, output[-3000:]
+    assert "resuming" in output and "trials: 8 of 8" in output
+    records = records_module.load(str(experiment_dir))
+    from tuner.summarize import trial_table
+
+    trials = trial_table(records, spec.metric, spec.mode)
+    assert_one_row_per_trial_epoch(records, trials)
+    for trial_id in stopped:  # left as they were
+        before, after = interrupted[interrupted["trial_id"] == trial_id], records[records["trial_id"] == trial_id]
+        assert list(after["epoch"]) == list(before["epoch"]) and after["stop_reason"].iloc[-1] == "early_stopped"
 
 
 def test_ended_trials_keep_only_their_newest_checkpoint(tmp_path, ray_with_faults):

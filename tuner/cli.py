@@ -1,11 +1,13 @@
 """The `tuner` command line: parse arguments, call one function, render results and errors.
 
-Exit codes: 0 success, 1 a run failed (e.g. training diverged), 2 bad input, 130 interrupted.
+Exit codes: 0 success, 1 a run failed (e.g. training diverged), 2 bad input, 130 interrupted (Ctrl-C), 143 stopped
+by SIGTERM.
 """
 
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 from pathlib import Path
 from typing import Callable, List, Optional
@@ -20,6 +22,25 @@ DataDirOption = typer.Option(None, "--data-dir", help="Folder with the raw datas
 SetOption = typer.Option([], "--set", help="Override a spec value: key.path=value (a bare hyperparameter means fixed.<name>).")
 
 
+_sigterm_received = False
+
+
+def _stop_like_ctrl_c(signum, frame) -> None:
+    """SIGTERM (a batch scheduler, `timeout`, a container runtime) does what Ctrl-C does: whoever handles SIGINT
+    now (Ray Tune during a run: save the experiment and return; Python elsewhere: KeyboardInterrupt) handles it."""
+    global _sigterm_received
+    _sigterm_received = True
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
+
+
+def _interrupted_exit_code() -> int:
+    return 128 + signal.SIGTERM if _sigterm_received else 130
+
+
 def _handle_errors(command: Callable) -> Callable:
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -31,7 +52,7 @@ def _handle_errors(command: Callable) -> Callable:
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
-            raise typer.Exit(130) from None
+            raise typer.Exit(_interrupted_exit_code()) from None
 
     return wrapper
 
@@ -91,7 +112,7 @@ def run(
     name: Optional[str] = typer.Option(None, help="Experiment name (default: the spec's name)."),
     storage: Optional[str] = typer.Option(None, help="Where experiments are written (default: the spec's storage, ./runs)."),
     num_samples: Optional[int] = typer.Option(None, help="Number of trials."),
-    max_concurrent: Optional[int] = typer.Option(None, help="Trials running at once."),
+    max_concurrent: Optional[int] = typer.Option(None, help="Trials running at once (default: the spec's search.max_concurrent, auto: what the machine runs at once)."),
     overrides: List[str] = SetOption,
     data_dir: Optional[Path] = DataDirOption,
     fresh: bool = typer.Option(False, "--fresh", help="Delete an existing experiment of this name and start over."),
@@ -100,6 +121,11 @@ def run(
     smoke: bool = typer.Option(False, "--smoke", help="2 trials x 2 epochs, as <name>-smoke: a quick end-to-end check."),
 ) -> None:
     """Tune the spec's search space with Ray Tune + Optuna (resumes an existing experiment of the same name)."""
+    from tuner import timeline
+
+    timeline.mark("command_start")
+    signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
+    from tuner import ray_session
     from tuner.render import run_summary_text
     from tuner.run_command import run_experiment
     from tuner.spec import load_spec
@@ -119,7 +145,8 @@ def run(
         experiment = experiment.model_copy(update={"name": f"{experiment.name}-smoke"})
     summary = run_experiment(experiment, data_dir, fresh, resume_errored, restart_errored)
     typer.echo(run_summary_text(summary))
-    raise typer.Exit(summary.exit_code)
+    ray_session.wait_stopped()
+    raise typer.Exit(_interrupted_exit_code() if summary.interrupted else summary.exit_code)
 
 
 @app.command()

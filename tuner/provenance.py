@@ -42,17 +42,28 @@ def current() -> dict:
     }
 
 
-def record(directory: str) -> None:
-    """The first run's provenance; a resume adds its command line to `resumed_with`."""
+def record(directory: str, trial_resources: dict[str, float]) -> None:
+    """The first run's provenance; a resume adds its command line to `resumed_with`. `trial_resources` (the CPUs
+    and GPUs each trial holds, as `resources: auto` resolved them) are the latest run's."""
     now = current()
     saved = load(directory)
     if saved:
         saved.setdefault("resumed_with", []).append(now["command"])
     else:
         saved = now
+    saved["trial_resources"] = trial_resources
     storage.write_text(storage.join(directory, PROVENANCE_FILE), json.dumps(saved, indent=2, sort_keys=True))
 
 
 def load(directory: str) -> dict:
     path = storage.join(directory, PROVENANCE_FILE)
     return json.loads(storage.read_text(path)) if storage.is_file(path) else {}
+
+
+def trial_resources(directory: str, spec) -> dict[str, float]:
+    """The CPUs and GPUs each of the experiment's trials held: as recorded by its run, else as its spec says
+    (`auto` before any run: one CPU)."""
+    recorded = load(directory).get("trial_resources")
+    if recorded:
+        return recorded
+    return {"cpu": 1.0, "gpu": 0.0} if spec.resources == "auto" else spec.resources.model_dump()

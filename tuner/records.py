@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from tuner.hyperparameters import Hyperparameters
 from tuner.storage import resolve as filesystem
-from tuner.metrics import METRICS, SPLITS
+from tuner.vocabulary import METRICS, SPLITS
 
 RECORDS_DIR = "records"
 COMPACTED_FILE = "trial.parquet"
@@ -113,26 +113,40 @@ class RecordWriter:
             pq.write_table(table, stream)
         self.fs.move(temporary, target)
 
-    def read(self, epoch: int) -> dict[str, Any]:
-        with self.fs.open_input_file(self.path(epoch)) as f:
-            return pq.read_table(f, schema=self.schema).to_pylist()[0]
+    def _files(self, prefix: str) -> list[str]:
+        return [
+            i.path for i in self.fs.get_file_info(pafs.FileSelector(self.trial_dir))
+            if posixpath.basename(i.path).startswith(prefix) and i.path.endswith(".parquet")
+        ]
+
+    def end(self, stop_reason: str) -> None:
+        """The trial has ended: give its last epoch `stop_reason` unless it has one already (the trainable writes
+        `finished` and `diverged` itself; a trial that Ray stopped or that failed for good has none), then compact."""
+        epoch_files = self._files("epoch=")
+        if not epoch_files:
+            return  # no records, or compacted already
+        frame = self._rows(epoch_files)
+        last = frame["epoch"].idxmax()
+        if not isinstance(frame.at[last, "stop_reason"], str):
+            frame.loc[last, ["status", "stop_reason"]] = ["ended", stop_reason]
+        self._compact(frame, epoch_files)
 
     def compact(self) -> None:
         """Merge the ended trial's epoch files into trial.parquet, then remove them."""
-        epoch_files = [
-            i.path for i in self.fs.get_file_info(pafs.FileSelector(self.trial_dir))
-            if posixpath.basename(i.path).startswith("epoch=") and i.path.endswith(".parquet")
-        ]
-        if not epoch_files:
-            return
-        compacted = posixpath.join(self.trial_dir, COMPACTED_FILE)
-        existing = [compacted] if self.fs.get_file_info(compacted).type == pafs.FileType.File else []
-        frame = _drop_rolled_back(_read_one_by_one(self.fs, existing + epoch_files).to_pandas())
+        epoch_files = self._files("epoch=")
+        if epoch_files:
+            self._compact(self._rows(epoch_files), epoch_files)
+
+    def _rows(self, epoch_files: list[str]) -> pd.DataFrame:
+        """The trial's rows so far: the compacted file (if any) and the given epoch files, rolled-back epochs dropped."""
+        return _drop_rolled_back(_read_one_by_one(self.fs, self._files(COMPACTED_FILE) + epoch_files).to_pandas())
+
+    def _compact(self, frame: pd.DataFrame, epoch_files: list[str]) -> None:
         table = pa.Table.from_pandas(frame.sort_values("epoch"), schema=self.schema, preserve_index=False)
         temporary = posixpath.join(self.trial_dir, f".tmp-{uuid.uuid4().hex}.parquet")
         with self.fs.open_output_stream(temporary) as stream:
             pq.write_table(table, stream)
-        self.fs.move(temporary, compacted)
+        self.fs.move(temporary, posixpath.join(self.trial_dir, COMPACTED_FILE))
         for path in epoch_files:
             self.fs.delete_file(path)
 

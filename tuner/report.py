@@ -72,7 +72,7 @@ def write_report(experiment_dir: str, out_dir: str | None = None) -> Path:
     records = records_module.load(experiment_dir)
     trials = trial_table(records, spec.metric, spec.mode)
     counts = stop_reason_counts(trials)
-    sections = [_overview(spec, trials, counts)]
+    sections = [_overview(spec, trials, counts, provenance.trial_resources(experiment_dir, spec))]
     has_results = counts["finished"] + counts["early_stopped"] > 0
     if has_results:
         if spec.ablated():
@@ -98,9 +98,9 @@ def write_report(experiment_dir: str, out_dir: str | None = None) -> Path:
 # ---- sections -----------------------------------------------------------------------------------------------
 
 
-def _overview(spec: ExperimentSpec, trials: pd.DataFrame, counts: dict) -> Section:
+def _overview(spec: ExperimentSpec, trials: pd.DataFrame, counts: dict, trial_resources: dict) -> Section:
     section = Section("Overview")
-    spent = resource_time(trials, spec)
+    spent = resource_time(trials, trial_resources)
     section.text(
         f"Experiment `{spec.name}`: model `{spec.model}` on `{spec.dataset.name}`, selected on `{spec.metric}` "
         f"({spec.mode}). Trials: {len(trials)} — {counts['finished']} finished, {counts['early_stopped']} "

@@ -1,24 +1,26 @@
-"""`tuner run`: prepare the data once, start or resume the Ray Tune experiment, settle every trial's stop reason,
-export the Optuna study and summarise."""
+"""`tuner run`: start Ray while the data is prepared, size the trials to the machine, start or resume the Ray Tune
+experiment, settle every trial's stop reason, export the Optuna study and summarise."""
 
 from __future__ import annotations
 
 import posixpath
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import pyarrow.fs as pafs
 
-from tuner import records as records_module
-from tuner import provenance, storage
-from tuner.baselines import compute_baselines
-from tuner.best_config import with_base
-from tuner.data import prepare
+from tuner import provenance, ray_session, resources, storage, timeline
 from tuner.errors import SpecError
 from tuner.experiment import experiment_dir as make_experiment_dir
 from tuner.experiment import load_saved_spec, save_spec, spec_differences
 from tuner.spec import ExperimentSpec
-from tuner.summarize import stop_reason_counts, trial_table
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# What runs before Ray starts imports little (Ray itself, pydantic, pyarrow's filesystems); pandas, torch, Ray Tune
+# and Optuna are imported by a helper thread while Ray starts, or where a trial's records are read.
 
 
 @dataclass
@@ -49,36 +51,59 @@ def run_experiment(
     resume_errored: bool = False,
     restart_errored: bool = False,
 ) -> RunSummary:
-    from tuner import search
-
     directory = make_experiment_dir(spec.storage, spec.name)
     if spec.base is not None:
+        from tuner.best_config import with_base
+
         spec = with_base(spec, make_experiment_dir(spec.storage, spec.base))
-    restore = False
-    if storage.is_dir(directory) and not fresh:
-        saved = load_saved_spec(directory)
-        changed = spec_differences(saved, spec)
+    existing = storage.is_dir(directory) and not fresh
+    if existing:
+        changed = spec_differences(load_saved_spec(directory), spec)
         if changed:
             raise SpecError(
                 f"{directory}: experiment {spec.name} was started with another spec (changed: {', '.join(changed)}); "
                 "run with --fresh to start over, or --name to start a new experiment"
             )
-        restore = search.can_restore(directory)
-    if not restore and storage.is_dir(directory):
-        storage.remove_tree(directory)  # --fresh, or it never got as far as a restorable state
-    data = prepare(spec.dataset, data_dir)
+    timeline.mark("driver_ready")
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare") as helper:
+        # Ray's processes die with the thread that starts them, so Ray starts in this one while a helper thread
+        # imports the tuning code (Ray Tune, Optuna, torch) and prepares the data: the two overlap.
+        prepared = helper.submit(_import_and_prepare, spec, data_dir)
+        started_ray = ray_session.start()
+        timeline.mark("ray_ready")
+        search, data = prepared.result()
     print(data.summary(), flush=True)
-    search.start_ray()
-    if restore:
-        print(f"resuming {directory}", flush=True)
-        tuner = search.restored_tuner(spec, data, directory, resume_errored, restart_errored)
-    else:
-        save_spec(directory, spec)
-        tuner = search.new_tuner(spec, data, parent(directory), directory)
-    provenance.record(directory)
-    tuner.fit()
-    compute_baselines(spec, data, directory)
-    return settle(spec, directory, search.trial_statuses(directory), search.num_samples(spec))
+    try:
+        restore = existing and search.can_restore(directory)
+        if not restore and storage.is_dir(directory):
+            storage.remove_tree(directory)  # --fresh, or it never got as far as a restorable state
+        cluster = ray_session.cluster()
+        plan = resources.plan(spec, resources.GraphSize(data.num_users, data.num_items, data.train.shape[1]), cluster)
+        print(f"{'resuming ' + directory if restore else spec.name}: {plan.describe(cluster)}", flush=True)
+        if restore:
+            tuner = search.restored_tuner(spec, data, directory, plan, resume_errored, restart_errored)
+        else:
+            save_spec(directory, spec)
+            tuner = search.new_tuner(spec, data, parent(directory), directory, plan)
+        provenance.record(directory, {"cpu": plan.cpu, "gpu": plan.gpu})
+        pending_baselines = search.start_baselines(spec, data, directory)
+        timeline.mark("fit_start")
+        tuner.fit()
+        timeline.mark("fit_end")
+        search.finish_baselines(directory, pending_baselines)
+    finally:
+        if started_ray:
+            ray_session.stop_in_background()  # ray_session.wait_stopped() once the summary is out
+    summary = settle(spec, directory, search.trial_statuses(directory), search.num_samples(spec))
+    timeline.mark("settled")
+    return summary
+
+
+def _import_and_prepare(spec: ExperimentSpec, data_dir: str | None):
+    from tuner import records, search, summarize  # noqa: F401 (imported here, off the critical path)
+    from tuner.data import prepare
+
+    return search, prepare(spec.dataset, data_dir)
 
 
 def prune_checkpoints(directory: str, trial_ids: list[str]) -> None:
@@ -104,18 +129,17 @@ def settle(spec: ExperimentSpec, directory: str, statuses: dict[str, str], expec
     `statuses` are Ray's final trial states: TERMINATED (ended normally), ERROR (retries exhausted), or
     anything else (still pending or running: the run was interrupted).
     """
+    from tuner import records as records_module
+    from tuner.summarize import stop_reason_counts, trial_table
+
     records = records_module.load(directory)
     if not records.empty:
         for trial_id, trial in records.groupby("trial_id"):
             last = trial.loc[trial["epoch"].idxmax()]
             status = statuses.get(trial_id)
-            if isinstance(last["stop_reason"], str) or status not in ("TERMINATED", "ERROR"):
-                continue
-            writer = records_module.RecordWriter(directory, trial_id, spec.fixed.k)
-            row = writer.read(int(last["epoch"]))
-            row.update(status="ended", stop_reason="failed" if status == "ERROR" else "early_stopped")
-            writer.write(row)
-            writer.compact()
+            if not isinstance(last["stop_reason"], str) and status in ("TERMINATED", "ERROR"):
+                writer = records_module.RecordWriter(directory, trial_id, spec.fixed.k)
+                writer.end("failed" if status == "ERROR" else "early_stopped")
         records = records_module.load(directory)
     trials = trial_table(records, spec.metric, spec.mode)
     prune_checkpoints(directory, [t for t, status in statuses.items() if status == "TERMINATED"])

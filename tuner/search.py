@@ -1,4 +1,4 @@
-"""spec -> OptunaSearch + ASHA + tune.Tuner. With trainable.py, the only module that knows Ray Tune."""
+"""spec -> OptunaSearch + ASHA + tune.Tuner. With trainable.py and ray_session.py, the only code that knows Ray."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import os
 
 import optuna
 import ray
-from optuna.trial import TrialState
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search.optuna import OptunaSearch
 
+from tuner import baselines
 from tuner.data import SplitData
+from tuner.records import RecordWriter
+from tuner.resources import Plan
 from tuner.spec import ExperimentSpec, ParamSpec
 from tuner.trainable import train_trial
 
@@ -19,7 +21,11 @@ from tuner.trainable import train_trial
 class EpochOptunaSearch(OptunaSearch):
     """OptunaSearch with three corrections: intermediate values are indexed by epoch (not Tune's report
     count); a diverged trial is FAILED rather than COMPLETE with a fake value; and an errored trial is FAILED
-    even when it had reported results (OptunaSearch would tell Optuna COMPLETE with its last value)."""
+    even when it had reported results (OptunaSearch would tell Optuna COMPLETE with its last value).
+
+    Both go through OptunaSearch's own completion with no result and error=True, which tells Optuna FAIL inside
+    its guard: a sampler that raises while being told (GridSampler calls study.stop() after the last grid point,
+    which raises outside an objective) must not crash the run or leave the trial to be told twice."""
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if result.get("diverged"):
@@ -27,11 +33,26 @@ class EpochOptunaSearch(OptunaSearch):
         super().on_trial_result(trial_id, {**result, "training_iteration": result["epoch"]})
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if trial_id not in self._completed_trials and (error or (result or {}).get("diverged")):
-            self._ot_study.tell(self._ot_trials[trial_id], state=TrialState.FAIL)
-            self._completed_trials.add(trial_id)
-            return
-        super().on_trial_complete(trial_id, result, error)
+        if error or (result or {}).get("diverged"):
+            super().on_trial_complete(trial_id, result=None, error=True)
+        else:
+            super().on_trial_complete(trial_id, result, error)
+
+
+class RecordStopReasons(tune.Callback):
+    """Ends a trial's records the moment Ray ends the trial: a trial that the scheduler stopped gets
+    `early_stopped`, one that failed for good `failed` (the trainable writes `finished` and `diverged` itself),
+    and every ended trial's epochs are compacted. So an interrupted run's records already tell stopped trials
+    from unfinished ones."""
+
+    def __init__(self, experiment_dir: str, ks: tuple[int, ...]):
+        self.experiment_dir, self.ks = experiment_dir, ks
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        RecordWriter(self.experiment_dir, trial.trial_id, self.ks).end("early_stopped")
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        RecordWriter(self.experiment_dir, trial.trial_id, self.ks).end("failed")
 
 
 def optuna_distribution(param: ParamSpec) -> optuna.distributions.BaseDistribution:
@@ -75,41 +96,42 @@ def scheduler(spec: ExperimentSpec):
     )
 
 
-def start_ray() -> None:
-    """An existing cluster when RAY_ADDRESS is set (as inside a Ray job), else a new embedded local instance —
-    never a cluster that some earlier `ray start` on this machine left behind."""
-    if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS") or "local", include_dashboard=False, log_to_driver=True)
-
-
-def _trainable(spec: ExperimentSpec, data: SplitData, experiment_dir: str):
+def _trainable(spec: ExperimentSpec, data: SplitData, experiment_dir: str, plan: Plan):
     trainable = tune.with_parameters(train_trial, data=data, spec_json=spec.model_dump_json(exclude_unset=True), experiment_dir=experiment_dir)
-    return tune.with_resources(trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
+    return tune.with_resources(trainable, {"cpu": plan.cpu, "gpu": plan.gpu})
 
 
-def new_tuner(spec: ExperimentSpec, data: SplitData, storage: str, experiment_dir: str) -> tune.Tuner:
+def _start_trials_together(plan: Plan) -> None:
+    """Ray Tune before 2.5x keeps at most one trial pending for a searcher other than its own, so trials would
+    start one after another; its documented override lets every trial the plan runs at once be pending."""
+    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(plan.max_concurrent))
+
+
+def new_tuner(spec: ExperimentSpec, data: SplitData, storage: str, experiment_dir: str, plan: Plan) -> tune.Tuner:
     space = {name: optuna_distribution(param) for name, param in spec.searched().items()}
     searcher = EpochOptunaSearch(space=space or None, metric=spec.metric, mode=spec.mode, sampler=optuna_sampler(spec))
+    _start_trials_together(plan)
     return tune.Tuner(
-        _trainable(spec, data, experiment_dir),
+        _trainable(spec, data, experiment_dir, plan),
         tune_config=tune.TuneConfig(
             metric=spec.metric,
             mode=spec.mode,
             search_alg=searcher,
             scheduler=scheduler(spec),
             num_samples=num_samples(spec),
-            max_concurrent_trials=spec.search.max_concurrent,
+            max_concurrent_trials=plan.max_concurrent,
             trial_dirname_creator=trial_dirname,
             reuse_actors=True,  # a new trial reuses a finished trial's worker: no fresh process importing torch
         ),
-        run_config=_run_config(spec, storage),
+        run_config=_run_config(spec, storage, experiment_dir),
     )
 
 
-def _run_config(spec: ExperimentSpec, storage: str) -> tune.RunConfig:
+def _run_config(spec: ExperimentSpec, storage: str, experiment_dir: str) -> tune.RunConfig:
     return tune.RunConfig(
         name=spec.name,
         storage_path=storage,
+        callbacks=[RecordStopReasons(experiment_dir, spec.fixed.k)],
         failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),
         # keep every checkpoint while trials run: with num_to_keep, a driver that dies between Ray deleting an old
         # checkpoint and saving the experiment state leaves that state pointing at a deleted checkpoint, and the
@@ -123,11 +145,12 @@ def can_restore(experiment_dir: str) -> bool:
 
 
 def restored_tuner(
-    spec: ExperimentSpec, data: SplitData, experiment_dir: str, resume_errored: bool, restart_errored: bool
+    spec: ExperimentSpec, data: SplitData, experiment_dir: str, plan: Plan, resume_errored: bool, restart_errored: bool
 ) -> tune.Tuner:
+    _start_trials_together(plan)
     return tune.Tuner.restore(
         experiment_dir,
-        trainable=_trainable(spec, data, experiment_dir),
+        trainable=_trainable(spec, data, experiment_dir, plan),
         resume_unfinished=True,
         resume_errored=resume_errored,
         restart_errored=restart_errored,
@@ -143,3 +166,25 @@ def trial_statuses(experiment_dir: str) -> dict[str, str]:
     """trial id -> Ray's final status (TERMINATED, ERROR, PENDING, RUNNING, PAUSED)."""
     analysis = tune.ExperimentAnalysis(experiment_dir)
     return {trial.trial_id: trial.status for trial in analysis.trials}
+
+
+@ray.remote(num_cpus=1)
+def _baseline_task(spec_json: str, data: SplitData, baseline: str, seed: int | None) -> dict:
+    import torch
+
+    torch.set_num_threads(1)
+    return baselines.compute(ExperimentSpec.model_validate_json(spec_json), data, baseline, seed)
+
+
+def start_baselines(spec: ExperimentSpec, data: SplitData, experiment_dir: str) -> list:
+    """The experiment's baselines as Ray tasks that run alongside the trials (none once they are written)."""
+    rows = baselines.needed(spec, experiment_dir)
+    if not rows:
+        return []
+    data_ref, spec_json = ray.put(data), spec.model_dump_json(exclude_unset=True)
+    return [_baseline_task.remote(spec_json, data_ref, baseline, seed) for baseline, seed in rows]
+
+
+def finish_baselines(experiment_dir: str, pending: list) -> None:
+    if pending:
+        baselines.write(experiment_dir, ray.get(pending))

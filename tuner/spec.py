@@ -15,8 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tuner.data.config import DatasetSpec
 from tuner.errors import SpecError
 from tuner.hyperparameters import Hyperparameters
-from tuner.metrics import METRICS, SPLITS
-from tuner.models import MODELS
+from tuner.vocabulary import METRICS, MODEL_NAMES, SPLITS
 from tuner.yaml_loader import parse_yaml, read_yaml_file
 
 _NOT_SEARCHABLE = {"k", "eval_every", "eval_batch_size", "epochs"}
@@ -77,8 +76,15 @@ class ParamSpec(_Frozen):
 class SearchSpec(_Frozen):
     sampler: Literal["tpe", "random", "cmaes", "gp", "grid"] = "tpe"
     num_samples: int = Field(20, ge=1)
-    max_concurrent: int = Field(2, ge=1)
+    max_concurrent: int | Literal["auto"] = Field("auto", ge=1)  # auto: what the machine or cluster runs at once
     seed: int = 0
+
+    @field_validator("max_concurrent", mode="before")
+    @classmethod
+    def _auto_or_count(cls, value):
+        if value != "auto" and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"expected auto or a whole number of trials >= 1, got {value!r}")
+        return value
 
 
 class SchedulerSpec(_Frozen):
@@ -91,6 +97,8 @@ class SchedulerSpec(_Frozen):
 
 
 class ResourcesSpec(_Frozen):
+    """Per trial; `resources: auto` (the default) sizes them to the machine, see tuner/resources.py."""
+
     cpu: float = Field(1.0, gt=0)
     gpu: float = Field(0.0, ge=0)
 
@@ -110,13 +118,25 @@ class ExperimentSpec(_Frozen):
     params: dict[str, ParamSpec] = {}
     search: SearchSpec = SearchSpec()
     scheduler: SchedulerSpec = SchedulerSpec()
-    resources: ResourcesSpec = ResourcesSpec()
+    resources: Literal["auto"] | ResourcesSpec = "auto"
     failure: FailureSpec = FailureSpec()
     storage: str = "runs"
     # ablations
     seeds: list[int] | None = None  # repeat every grid point with each seed (grid sampler only)
     base: str | None = None  # an experiment (under storage) whose best finished trial fills `fixed`
     baselines: list[Literal["mostpop", "mf"]] = []  # computed on the same split after the trials
+
+    @field_validator("resources", mode="before")
+    @classmethod
+    def _auto_or_mapping(cls, value):
+        if value == "auto" or isinstance(value, ResourcesSpec):
+            return value
+        if not isinstance(value, dict):
+            raise ValueError(f"expected auto or a mapping {{cpu: N, gpu: N}} per trial, got {value!r}")
+        try:
+            return ResourcesSpec.model_validate(value)
+        except ValidationError as exc:  # one line per problem, named inside resources (not per union member)
+            raise ValueError("; ".join(format_errors(exc))) from None
 
     @field_validator("name")
     @classmethod
@@ -130,8 +150,8 @@ class ExperimentSpec(_Frozen):
     @field_validator("model")
     @classmethod
     def _known_model(cls, value: str) -> str:
-        if value not in MODELS:
-            raise ValueError(f"unknown model {value!r}; expected one of {', '.join(MODELS)}")
+        if value not in MODEL_NAMES:
+            raise ValueError(f"unknown model {value!r}; expected one of {', '.join(MODEL_NAMES)}")
         return value
 
     @field_validator("metric")

@@ -206,7 +206,8 @@ def parameter_importances(spec, records: pd.DataFrame, trials: pd.DataFrame) -> 
     return pd.DataFrame({"parameter": list(importances), "importance": list(importances.values())})
 
 
-def resource_time(trials: pd.DataFrame, spec) -> dict[str, float]:
-    """Wall seconds summed over trials, times the CPUs / GPUs each trial held."""
+def resource_time(trials: pd.DataFrame, trial_resources: dict[str, float]) -> dict[str, float]:
+    """Wall seconds summed over trials, times the CPUs / GPUs each trial held ({"cpu": ..., "gpu": ...})."""
     seconds = float(trials["total_seconds"].fillna(0).sum()) if not trials.empty else 0.0
-    return {"trial_seconds": seconds, "cpu_seconds": seconds * spec.resources.cpu, "gpu_seconds": seconds * spec.resources.gpu}
+    return {"trial_seconds": seconds, "cpu_seconds": seconds * trial_resources["cpu"],
+            "gpu_seconds": seconds * trial_resources["gpu"]}

@@ -17,17 +17,35 @@ import ray
 import torch
 from ray import tune
 
+from tuner import timeline
 from tuner.data import SplitData
 from tuner.errors import DivergedError
-from tuner.models import build_model
+from tuner.metrics import Evaluator
+from tuner.models import build_model, uses_adjacency
+from tuner.models.graph import normalized_adjacency
 from tuner.records import RecordWriter, param_values, write_per_user
 from tuner.spec import ExperimentSpec
 from tuner.training import EpochResult, Trainer
 
 CHECKPOINT_FILE = "trainer.pt"
 
+# What depends only on the dataset, built once per worker process and shared by every trial it runs (Ray reuses a
+# trial's worker for the next trial): the training edges as a tensor, the normalised adjacency, the evaluator.
+_shared: dict = {}
+
+
+def _dataset_structures(model: str, data: SplitData, ks: tuple[int, ...], eval_batch_size: int, device: torch.device):
+    key = (data.split_hash, model, ks, eval_batch_size, str(device))
+    if _shared.get("key") != key:
+        _shared.clear()  # a worker serves one experiment at a time: keep only the current dataset's structures
+        train = torch.tensor(data.train)
+        adjacency = normalized_adjacency(train, data.num_users, data.num_items).to(device) if uses_adjacency(model) else None
+        _shared.update(key=key, train=train, adjacency=adjacency, evaluator=Evaluator(data, ks, device, eval_batch_size))
+    return _shared["train"], _shared["adjacency"], _shared["evaluator"]
+
 
 def train_trial(config: dict[str, Any], *, data: SplitData, spec_json: str, experiment_dir: str) -> None:
+    timeline.mark("trial_start")
     spec = ExperimentSpec.model_validate_json(spec_json)
     hp = spec.trial_hyperparameters(config)
     context = tune.get_context()
@@ -36,9 +54,10 @@ def train_trial(config: dict[str, Any], *, data: SplitData, spec_json: str, expe
     torch.set_num_threads(max(1, int(cpus)))  # concurrent trials must not fight over cores
     device = torch.device("cuda") if ray.get_gpu_ids() and torch.cuda.is_available() else torch.device("cpu")
 
+    train, adjacency, evaluator = _dataset_structures(spec.model, data, hp.k, hp.eval_batch_size, device)
     torch.manual_seed(hp.seed)
-    model = build_model(spec.model, data.num_users, data.num_items, torch.tensor(data.train), **hp.model_dump())
-    trainer = Trainer(model, data, hp, device)
+    model = build_model(spec.model, data.num_users, data.num_items, train, adjacency, **hp.model_dump())
+    trainer = Trainer(model, data, hp, device, evaluator)
     cumulative_seconds = 0.0
     trial_started = time.time()
     sign = 1.0 if spec.mode == "max" else -1.0
@@ -66,6 +85,7 @@ def train_trial(config: dict[str, Any], *, data: SplitData, spec_json: str, expe
         "trial_started": trial_started,
         **param_values(hp),
     }
+    timeline.mark("trial_ready", trial_id=trial_id)
     epochs = trainer.run()
     while True:
         try:
@@ -78,6 +98,7 @@ def train_trial(config: dict[str, Any], *, data: SplitData, spec_json: str, expe
             writer.compact()
             return
         cumulative_seconds += result.train_seconds + result.eval_seconds
+        timeline.mark("epoch_end", trial_id=trial_id, epoch=result.epoch)
         last = result.epoch == hp.epochs
         writer.write(_row(base_row, result, cumulative_seconds, "finished" if last else None))
         if not result.evaluated:

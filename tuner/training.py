@@ -47,13 +47,20 @@ class Trainer:
     batches and dropout masks an uninterrupted run would have drawn.
     """
 
-    def __init__(self, model: Recommender, data: SplitData, hp: Hyperparameters, device: torch.device | str = "cpu"):
+    def __init__(
+        self,
+        model: Recommender,
+        data: SplitData,
+        hp: Hyperparameters,
+        device: torch.device | str = "cpu",
+        evaluator: Evaluator | None = None,  # Evaluator(data, hp.k, device, hp.eval_batch_size), when built already
+    ):
         self.device = torch.device(device)
         self.model = model.to(self.device)
         self.data = data
         self.hp = hp
         self.sampler = BPRSampler(data.num_users, data.num_items, data.train, hp.samples_per_user)
-        self.evaluator = Evaluator(data, hp.k, self.device, hp.eval_batch_size)
+        self.evaluator = evaluator or Evaluator(data, hp.k, self.device, hp.eval_batch_size)
         optimizer_decay = hp.weight_decay if hp.regularization == "optimizer" else 0.0
         self.optimizer = torch.optim.Adam(model.parameters(), lr=hp.lr, weight_decay=optimizer_decay)
         self.epochs_done = 0

@@ -7,6 +7,7 @@ import inspect
 from torch import Tensor
 
 from tuner.errors import SpecError
+from tuner.vocabulary import MODEL_NAMES
 from tuner.models.base import Recommender
 from tuner.models.gat import GAT
 from tuner.models.lightgcn import LightGCN
@@ -14,11 +15,12 @@ from tuner.models.mf import MF
 from tuner.models.ngcf import NGCF
 
 MODELS: dict[str, type[Recommender]] = {"mf": MF, "lightgcn": LightGCN, "ngcf": NGCF, "gat": GAT}
+assert tuple(MODELS) == MODEL_NAMES
 
 
 def model_arguments(name: str) -> list[str]:
     """The hyperparameters a model's constructor takes (beyond the graph itself)."""
-    skip = {"self", "num_users", "num_items", "train"}
+    skip = {"self", "num_users", "num_items", "train", "adjacency"}
     return [p for p in inspect.signature(model_class(name)).parameters if p not in skip]
 
 
@@ -28,13 +30,23 @@ def model_class(name: str) -> type[Recommender]:
     return MODELS[name]
 
 
-def build_model(name: str, num_users: int, num_items: int, train: Tensor, **hyperparameters) -> Recommender:
-    """Build a model, passing it the hyperparameters it takes and ignoring the rest (e.g. lr)."""
+def uses_adjacency(name: str) -> bool:
+    """Whether the model propagates over the normalised adjacency (which build_model can be handed, built once)."""
+    return "adjacency" in inspect.signature(model_class(name)).parameters
+
+
+def build_model(
+    name: str, num_users: int, num_items: int, train: Tensor, adjacency: Tensor | None = None, **hyperparameters
+) -> Recommender:
+    """Build a model, passing it the hyperparameters it takes and ignoring the rest (e.g. lr). `adjacency`, the
+    training graph's normalised adjacency, saves a graph model from building it again."""
     cls = model_class(name)
     kwargs = {k: v for k, v in hyperparameters.items() if k in model_arguments(name)}
     if "train" in inspect.signature(cls).parameters:
         kwargs["train"] = train
+    if adjacency is not None and uses_adjacency(name):
+        kwargs["adjacency"] = adjacency
     return cls(num_users, num_items, **kwargs)
 
 
-__all__ = ["MODELS", "Recommender", "build_model", "model_arguments"]
+__all__ = ["MODELS", "Recommender", "build_model", "model_arguments", "uses_adjacency"]

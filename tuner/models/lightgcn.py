@@ -9,10 +9,20 @@ from tuner.models.graph import normalized_adjacency, propagate
 
 
 class LightGCN(Recommender):
-    def __init__(self, num_users: int, num_items: int, train: Tensor, embedding_dim: int = 64, num_layers: int = 3):
+    def __init__(
+        self,
+        num_users: int,
+        num_items: int,
+        train: Tensor,
+        embedding_dim: int = 64,
+        num_layers: int = 3,
+        adjacency: Tensor | None = None,  # normalized_adjacency(train, ...), when the caller has it already
+    ):
         super().__init__(num_users, num_items, embedding_dim)
         self.num_layers = num_layers
-        self.register_buffer("adjacency", normalized_adjacency(train, num_users, num_items), persistent=False)
+        if adjacency is None:
+            adjacency = normalized_adjacency(train, num_users, num_items)
+        self.register_buffer("adjacency", adjacency, persistent=False)
 
     def forward(self) -> tuple[Tensor, Tensor]:
         x = self.ego_embeddings()

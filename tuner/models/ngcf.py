@@ -23,6 +23,7 @@ class NGCF(Recommender):
         embedding_dim: int = 64,
         num_layers: int = 3,
         dropout: float = 0.1,
+        adjacency: Tensor | None = None,  # normalized_adjacency(train, ...), when the caller has it already
     ):
         super().__init__(num_users, num_items, embedding_dim)
         self.dropout = dropout
@@ -31,7 +32,9 @@ class NGCF(Recommender):
         for layer in [*self.w1, *self.w2]:
             nn.init.xavier_uniform_(layer.weight)
             nn.init.zeros_(layer.bias)
-        self.register_buffer("adjacency", normalized_adjacency(train, num_users, num_items), persistent=False)
+        if adjacency is None:
+            adjacency = normalized_adjacency(train, num_users, num_items)
+        self.register_buffer("adjacency", adjacency, persistent=False)
 
     def forward(self) -> tuple[Tensor, Tensor]:
         x = self.ego_embeddings()
