@@ -70,6 +70,11 @@ def test_a_cluster_without_room_for_a_trial_still_runs_one_at_a_time():
     assert plan(_spec(), ML100K, Cluster(cpus=0, gpus=0)).max_concurrent == 1
 
 
+def test_auto_can_be_written_out():
+    spec = _spec(resources="auto", search={"max_concurrent": "auto"})
+    assert (spec.resources, spec.search.max_concurrent) == ("auto", "auto")
+
+
 def test_spec_errors_name_the_field():
     from tuner.errors import SpecError
 
@@ -79,6 +84,8 @@ def test_spec_errors_name_the_field():
         _spec(resources={"cpu": 0})
     with pytest.raises(SpecError, match=r"search.max_concurrent: expected auto or a whole number"):
         _spec(search={"max_concurrent": "many"})
+    with pytest.raises(SpecError, match=r"search.max_concurrent: expected auto or a whole number of trials >= 1, got 0$"):
+        _spec(search={"max_concurrent": 0})
 
 
 @pytest.mark.slow

@@ -76,13 +76,13 @@ class ParamSpec(_Frozen):
 class SearchSpec(_Frozen):
     sampler: Literal["tpe", "random", "cmaes", "gp", "grid"] = "tpe"
     num_samples: int = Field(20, ge=1)
-    max_concurrent: int | Literal["auto"] = Field("auto", ge=1)  # auto: what the machine or cluster runs at once
+    max_concurrent: int | Literal["auto"] = "auto"  # auto: what the machine or cluster runs at once
     seed: int = 0
 
     @field_validator("max_concurrent", mode="before")
     @classmethod
     def _auto_or_count(cls, value):
-        if value != "auto" and (isinstance(value, bool) or not isinstance(value, int)):
+        if value != "auto" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ValueError(f"expected auto or a whole number of trials >= 1, got {value!r}")
         return value
 
