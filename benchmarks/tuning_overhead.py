@@ -60,7 +60,7 @@ def fixed_cost_stages(events: list[dict], launched: float, exited: float) -> dic
     first_epoch = first["trial_ready"]  # the first trial's model is built: from here on it computes
     last_epoch = max(e["t"] for e in events if e["event"] == "epoch_end")
     return {
-        "python_and_cli": first["command_start"] - launched,
+        "python_and_imports": first["command_start"] - launched,
         "read_spec": first["driver_ready"] - first["command_start"],
         "ray_start_while_importing_and_preparing_data": first["ray_ready"] - first["driver_ready"],
         "tune_setup": first["fit_start"] - first["ray_ready"],

@@ -121,14 +121,13 @@ def run(
     smoke: bool = typer.Option(False, "--smoke", help="2 trials x 2 epochs, as <name>-smoke: a quick end-to-end check."),
 ) -> None:
     """Tune the spec's search space with Ray Tune + Optuna (resumes an existing experiment of the same name)."""
-    from tuner import timeline
-
-    timeline.mark("command_start")
-    signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
-    from tuner import ray_session
+    from tuner import ray_session, timeline
     from tuner.render import run_summary_text
     from tuner.run_command import run_experiment
     from tuner.spec import load_spec
+
+    timeline.mark("command_start")
+    signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
 
     if sum([fresh, resume_errored, restart_errored]) > 1:
         raise typer.BadParameter("use at most one of --fresh, --resume-errored, --restart-errored")
