@@ -103,6 +103,31 @@ def test_bad_search_spaces(tmp_path, params, expected):
     assert expected in message and "\n" not in message
 
 
+@pytest.mark.parametrize(
+    "params, expected",
+    [
+        ("  regularization: {type: categorical, choices: [yes, no]}",
+         "params.regularization.choices[0]: 'yes' is not a valid regularization (Input should be 'embedding_l2' or 'optimizer')"),
+        ("  lr: {type: float, low: -1, high: 0.1}", "params.lr.low: -1.0 is not a valid lr (Input should be greater than 0)"),
+        ("  batch_size: {type: categorical, choices: [0, -5]}", "params.batch_size.choices[0]: 0 is not a valid batch_size"),
+        ("  embedding_dim: {type: categorical, choices: [8.5, abc]}", "params.embedding_dim.choices[0]: 8.5 is not a valid"),
+        ("  embedding_dim: {type: categorical, choices: [8, abc]}", "params.embedding_dim.choices[1]: 'abc' is not a valid"),
+        ("  embedding_dim: {type: float, low: 8, high: 64}", "params.embedding_dim.type: embedding_dim takes whole numbers"),
+        ("  dropout: {type: float, low: 0.1, high: 1.5}", "params.dropout.high: 1.5 is not a valid dropout (Input should be less than 1)"),
+        ("  num_layers: {type: int, low: 1, high: 100}", "params.num_layers.high: 100 is not a valid num_layers"),
+        ("  lr: {type: float, low: 0.01, high: 0.01}", "params.lr: low and high are both 0.01; set fixed.lr instead"),
+    ],
+)
+def test_every_value_a_search_can_draw_is_checked_before_anything_runs(tmp_path, params, expected):
+    message = _error(tmp_path, TUNING + params + "\n")
+    assert expected in message and "\n" not in message
+
+
+def test_gat_searches_at_least_one_layer(tmp_path):
+    text = TUNING.replace("model: lightgcn", "model: gat") + "  num_layers: {type: int, low: 0, high: 2}\n"
+    assert "params.num_layers: gat needs at least one layer" in _error(tmp_path, text)
+
+
 def test_searched_and_fixed_is_an_error(tmp_path):
     message = _error(tmp_path, TUNING + "  lr: {type: float, low: 0.001, high: 0.1}\nfixed: {lr: 0.01}\n")
     assert "params.lr: is also set in fixed" in message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import optuna
 import ray
@@ -49,10 +50,16 @@ class RecordStopReasons(tune.Callback):
         self.experiment_dir, self.ks = experiment_dir, ks
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        RecordWriter(self.experiment_dir, trial.trial_id, self.ks).end("early_stopped")
+        self._end(trial.trial_id, "early_stopped")
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        RecordWriter(self.experiment_dir, trial.trial_id, self.ks).end("failed")
+        self._end(trial.trial_id, "failed")
+
+    def _end(self, trial_id: str, stop_reason: str) -> None:
+        try:
+            RecordWriter(self.experiment_dir, trial_id, self.ks).end(stop_reason)
+        except (OSError, ValueError) as exc:  # never fail the trial over this: run_command.settle ends it later
+            warnings.warn(f"trial {trial_id}: its records could not be ended now ({exc}); the run's end will do it")
 
 
 def optuna_distribution(param: ParamSpec) -> optuna.distributions.BaseDistribution:

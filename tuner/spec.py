@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Sequence, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -60,6 +60,9 @@ class ParamSpec(_Frozen):
         if self.type == "int" and not all(float(v).is_integer() for v in (self.low, self.high, self.step or 1)):
             raise ValueError("an int parameter needs integer low, high and step")
         return self
+
+    def smallest(self) -> Any:
+        return min(v for v in self.choices if isinstance(v, (int, float))) if self.type == "categorical" else self.low
 
     def grid_values(self) -> list[Any]:
         """Every value, for the grid sampler: categorical choices, or a stepped int/float range."""
@@ -177,6 +180,9 @@ class ExperimentSpec(_Frozen):
                 raise ValueError(f"params.{name}: not a searchable hyperparameter; expected one of {searchable}")
             if name in self.fixed.model_fields_set:
                 raise ValueError(f"params.{name}: is also set in fixed; a value is either searched or fixed")
+            _check_drawable_values(name, param)
+            if self.model == "gat" and name == "num_layers" and param.smallest() < 1:
+                raise ValueError("params.num_layers: gat needs at least one layer")
             if self.search.sampler == "grid":
                 try:
                     param.grid_values()
@@ -218,6 +224,31 @@ class ExperimentSpec(_Frozen):
         for param in self.searched().values():
             size *= len(param.grid_values())
         return size
+
+
+def _check_drawable_values(name: str, param: ParamSpec) -> None:
+    """Every value a search can draw must be one `fixed` accepts (type and bounds), checked before anything runs:
+    every choice, and both ends of a range (the bounds are intervals, so the values between pass too)."""
+    if param.type == "categorical":
+        candidates = [(f"choices[{i}]", choice) for i, choice in enumerate(param.choices)]
+    else:
+        if param.type == "float" and param.low == param.high:
+            raise ValueError(f"params.{name}: low and high are both {param.low:g}; set fixed.{name} instead")
+        if param.type == "float" and _takes_whole_numbers(name):
+            raise ValueError(f"params.{name}.type: {name} takes whole numbers; use type: int or categorical")
+        as_type = int if param.type == "int" else float
+        candidates = [("low", as_type(param.low)), ("high", as_type(param.high))]
+    for where, value in candidates:
+        try:
+            Hyperparameters.model_validate({name: value})
+        except ValidationError as exc:
+            reason = exc.errors()[0]["msg"]
+            raise ValueError(f"params.{name}.{where}: {value!r} is not a valid {name} ({reason})") from None
+
+
+def _takes_whole_numbers(name: str) -> bool:
+    annotation = Hyperparameters.model_fields[name].annotation
+    return annotation is int or (int in get_args(annotation) and float not in get_args(annotation))
 
 
 def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentSpec:
