@@ -118,3 +118,16 @@ def test_object_store_uri_storage_run_report_best(tmp_path):
     assert report.returncode == 0, report.stderr
     assert (tmp_path / "e2e-report" / "report.html").is_file()
     assert tuner("best", "e2e", "--storage", uri, cwd=tmp_path).stdout.startswith("# best finished trial")
+
+
+def test_the_next_hint_quotes_the_storage():
+    from types import SimpleNamespace
+
+    from tuner.render import run_summary_text
+    from tuner.spec import validate_spec
+
+    spec = validate_spec({"name": "e", "model": "mf", "storage": "runs; rm -rf ~"}, "test")
+    summary = SimpleNamespace(spec=spec, trials=pd.DataFrame(), counts=dict.fromkeys(
+        ["finished", "early_stopped", "failed", "diverged", "running"], 0), expected_trials=1,
+        experiment_dir="x", study_path=None, interrupted=False)
+    assert "tuner best e --storage 'runs; rm -rf ~'" in run_summary_text(summary)

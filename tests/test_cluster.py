@@ -34,14 +34,16 @@ failure: {{max_failures: 3, checkpoint_every: 2}}
 """
 
 
-def test_plain_http_to_a_remote_host_needs_token_auth(monkeypatch):
+def test_plain_http_to_a_remote_host_needs_token_auth(monkeypatch, capsys):
     monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
     with pytest.raises(SpecError, match="plain http to a non-loopback host"):
         check_address("http://203.0.113.5:8265")
     check_address("http://127.0.0.1:8265")
     check_address("http://localhost:8265")
     check_address("https://203.0.113.5:8265")
+    assert capsys.readouterr().err == ""
     check_address("http://203.0.113.5:8265", allow_insecure=True)
+    assert "warning: --allow-insecure: talking to http://203.0.113.5:8265 over plain http" in capsys.readouterr().err
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
     monkeypatch.setenv("RAY_AUTH_TOKEN", "x" * 32)
     check_address("http://203.0.113.5:8265")

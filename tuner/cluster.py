@@ -15,6 +15,7 @@ import ipaddress
 import os
 import shlex
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -55,12 +56,15 @@ def check_address(address: str, allow_insecure: bool = False) -> str:
     parsed = urlparse(address)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise SpecError(f"--address: expected http(s)://host:port, got {address!r}")
-    if parsed.scheme == "http" and not is_loopback(parsed.hostname) and not token_auth_configured() and not allow_insecure:
-        raise SpecError(
-            f"--address: {address} is plain http to a non-loopback host and token authentication is not configured; "
-            "reach the cluster through `ray dashboard cluster.yaml` (http://127.0.0.1:8265), or set RAY_AUTH_MODE=token "
-            "with the cluster's token, or pass --allow-insecure"
-        )
+    if parsed.scheme == "http" and not is_loopback(parsed.hostname) and not token_auth_configured():
+        if not allow_insecure:
+            raise SpecError(
+                f"--address: {address} is plain http to a non-loopback host and token authentication is not "
+                "configured; reach the cluster through `ray dashboard cluster.yaml` (http://127.0.0.1:8265), or set "
+                "RAY_AUTH_MODE=token with the cluster's token, or pass --allow-insecure"
+            )
+        print(f"warning: --allow-insecure: talking to {address} over plain http without authentication; anyone who "
+              "reaches that address can run code on the cluster", file=sys.stderr)
     return address
 
 

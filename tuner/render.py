@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import TYPE_CHECKING
 
 from tuner.spec import ExperimentSpec
@@ -84,7 +85,8 @@ def run_summary_text(summary) -> str:
                  + (", optuna.db for optuna-dashboard" if summary.study_path else "") + ")")
     if summary.interrupted:
         lines.append("interrupted: run the same command again to resume")
-    lines.append(f"next: tuner best {spec.name} --storage {spec.storage}   |   tuner records {spec.name} --storage {spec.storage}")
+    where = f"{spec.name} --storage {shlex.quote(spec.storage)}"  # quoted: the line is made to be copied and run
+    lines.append(f"next: tuner best {where}   |   tuner records {where}")
     return "\n".join(lines)
 
 
