@@ -35,6 +35,25 @@ def test_integers_stay_integers(tmp_path):
     assert spec.fixed.epochs == 10 and spec.fixed.k == (5, 10)
 
 
+def test_integers_are_decimal_as_in_yaml_1_2(tmp_path):
+    spec = _load(tmp_path, MINIMAL + "fixed: {epochs: 010, batch_size: 0x40, embedding_dim: 0o20}\n")
+    assert (spec.fixed.epochs, spec.fixed.batch_size, spec.fixed.embedding_dim) == (10, 64, 16)
+
+
+def test_an_alias_bomb_is_refused_in_one_line(tmp_path):
+    levels = ["a: &a [x, x, x, x, x, x, x, x, x, x]"] + [
+        f"{name}: &{name} [{', '.join(['*' + previous] * 10)}]" for previous, name in zip("abcde", "bcdef")
+    ]
+    text = "\n".join(levels) + "\n" + MINIMAL + "params:\n  embedding_dim: {type: categorical, choices: *f}\n"
+    message = _error(tmp_path, text)
+    assert message.endswith("expands to more than 100000 values through aliases; expected a spec") and "\n" not in message
+
+
+def test_a_huge_file_is_not_a_spec(tmp_path):
+    message = _error(tmp_path, MINIMAL + "#" * 2**20 + "\n")
+    assert "bytes; a spec is at most 1048576" in message
+
+
 @pytest.mark.parametrize(
     "text, expected",
     [
