@@ -90,3 +90,45 @@ def test_datasets_lists_every_dataset_and_its_files(tmp_path):
     rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
     assert "present" in rows["movielens-1m"] and "missing" in rows["movielens-100k"]
     assert set(rows) >= {"gowalla", "yelp2018", "amazon-book", "lightgcn-format", "synthetic"}
+
+
+@pytest.mark.parametrize(
+    "arguments, expected",
+    [
+        (["--device", "tpu"], "error: --device: expected auto, cpu or cuda, got 'tpu'"),
+        (["--threads", "-1"], "error: --threads: expected a number of threads >= 1, got -1"),
+    ],
+)
+def test_bad_train_options_are_one_line(tmp_path, arguments, expected):
+    assert _one_line_error(tuner("train", _spec(tmp_path), *arguments)) == expected
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_cuda_is_one_line(tmp_path):
+    assert "error: --device: cuda asked for, but this torch" in _one_line_error(tuner("train", _spec(tmp_path), "--device", "cuda"))
+
+
+@pytest.mark.parametrize(
+    "arguments, expected",
+    [
+        (["run", "{spec}", "--fresh", "--resume-errored"], "error: --fresh, --resume-errored, --restart-errored: use at most one of them"),
+        (["run", "{spec}", "--num-samples", "0"], "search.num_samples: Input should be greater than or equal to 1"),
+        (["run", "{spec}", "--max-concurrent", "0"], "search.max_concurrent: expected auto or a whole number of trials >= 1, got 0"),
+        (["run", "{spec}", "--storage", "{file}"], "storage: {file} is a file; expected a folder or a URI"),
+        (["report", "{experiment}", "--out", "{file}"], "error: --out: {file} is a file; expected a folder for the report"),
+        (["records", "{experiment}", "--out", "/missing/records.csv"], "error: --out: /missing is not a folder"),
+        (["best", "{experiment}", "--out", "/missing/best.yaml"], "error: /missing/best.yaml: No such file or directory"),
+    ],
+)
+def test_bad_paths_and_flags_are_one_line(tmp_path, arguments, expected):
+    """Each checked before anything runs (no Ray started): a path that cannot be used, a flag out of range."""
+    from tests.fake_experiment import ablation_spec, write_trial
+    from tuner.hyperparameters import Hyperparameters
+
+    experiment = tmp_path / "runs" / "fake"
+    ablation_spec(str(experiment))
+    write_trial(str(experiment), "t1", Hyperparameters(weight_decay=0.0, k=[10]), [{"val/recall@10": 0.2}])
+    (tmp_path / "a-file").write_text("")
+    values = {"spec": _spec(tmp_path), "file": tmp_path / "a-file", "experiment": experiment}
+    error = _one_line_error(tuner(*[a.format(**values) for a in arguments]))
+    assert expected.format(**values) in error

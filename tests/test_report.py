@@ -150,3 +150,12 @@ def test_html_report_renders_in_headless_chromium(experiment):
         browser.close()
     assert len(images) == 2 and all(complete and width > 0 for complete, width in images)
     assert errors == []
+
+
+def test_a_damaged_provenance_file_is_one_line(tmp_path):
+    from tuner import provenance
+    from tuner.errors import DataError
+
+    (tmp_path / "provenance.json").write_text('{"command": "tuner run')
+    with pytest.raises(DataError, match=r"provenance.json: is damaged .*remove it and run the command again$"):
+        provenance.load(str(tmp_path))

@@ -44,7 +44,7 @@ def test_lightgcn_format_from_any_folder(tmp_path):
 def test_lightgcn_format_bad_line_names_file_and_line(tmp_path):
     (tmp_path / "train.txt").write_text("0 1 2\n1 x\n")
     (tmp_path / "test.txt").write_text("0 0\n")
-    with pytest.raises(DataError, match=r"train.txt:2: expected integers"):
+    with pytest.raises(DataError, match=r"train.txt:2: expected integer ids"):
         prepare(DatasetSpec(name="lightgcn-format", path=str(tmp_path), split={"kind": "given"}))
 
 
@@ -67,3 +67,21 @@ def test_movielens_1m_parser(tmp_path):
 def test_unknown_dataset_is_rejected():
     with pytest.raises(ValueError, match="unknown dataset 'netflix'"):
         DatasetSpec(name="netflix")
+
+
+def test_an_id_beyond_int64_names_file_and_line(tmp_path):
+    (tmp_path / "train.txt").write_text("0 1 2\n1 99999999999999999999999 4\n")
+    (tmp_path / "test.txt").write_text("0 2\n")
+    spec = DatasetSpec.model_validate({"name": "lightgcn-format", "path": str(tmp_path), "split": {"kind": "given"}})
+    with pytest.raises(DataError, match=r"train.txt:2: expected integer ids below 2\^63"):
+        prepare(spec, cache_dir=tmp_path / "cache")
+
+
+def test_a_non_numeric_movielens_id_is_named(tmp_path):
+    folder = tmp_path / "ml-100k"
+    folder.mkdir()
+    (folder / "u1.base").write_text("1\t2\t5\t881250949\nabc\t3\t4\t881250949\n")
+    (folder / "u1.test").write_text("1\t3\t5\t881250949\n")
+    spec = DatasetSpec.model_validate({"name": "movielens-100k", "split": {"kind": "given"}})
+    with pytest.raises(DataError, match=r"u1.base: user 'abc' is not a number"):
+        prepare(spec, tmp_path, cache_dir=tmp_path / "cache")

@@ -137,6 +137,28 @@ def test_grid_whose_last_trial_to_end_diverges_completes(tmp_path, ray_with_faul
     assert (Path(spec.storage) / spec.name / "optuna.db").is_file()
 
 
+def test_an_ablation_whose_only_trial_diverges_ends_and_reruns(tmp_path, ray_with_faults):
+    """The audit's reproduction: a one-point grid whose trial diverges used to crash every run and rerun."""
+    _set_faults(ray_with_faults)
+    spec = _spec(tmp_path, params={"lr": {"type": "categorical", "choices": [1.0e30]}})
+    for _ in range(2):  # the run, then a rerun of the finished experiment
+        summary = run_experiment(spec)
+        assert summary.exit_code == 1 and summary.counts["diverged"] == 1 and not summary.interrupted
+        assert summary.study_path is not None and optuna_states(summary.experiment_dir) == ["FAIL"]
+
+
+def test_a_damaged_experiment_state_is_one_line(tmp_path, ray_with_faults):
+    from tuner.errors import SpecError
+
+    _set_faults(ray_with_faults)
+    spec = _spec(tmp_path, fixed={"embedding_dim": 8, "num_layers": 1, "epochs": 2, "batch_size": 128, "k": [10]})
+    summary = run_experiment(spec)
+    state = Path(summary.experiment_dir) / "tuner.pkl"
+    state.write_bytes(state.read_bytes()[:100])
+    with pytest.raises(SpecError, match=r"tuner.pkl\) is damaged .*run with --fresh to start over"):
+        run_experiment(spec)
+
+
 def test_baselines_are_computed_alongside_the_trials(tmp_path, ray_with_faults):
     _set_faults(ray_with_faults)
     summary = run_experiment(_spec(tmp_path, baselines=["mostpop", "mf"], seeds=[0, 1]))

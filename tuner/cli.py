@@ -50,6 +50,12 @@ def _handle_errors(command: Callable) -> Callable:
             for line in str(exc).splitlines():
                 typer.echo(f"error: {line}", err=True)
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:
+            if exc.filename is None:
+                raise
+            # a path given on the command line that cannot be read or written (a missing folder, a file for a folder)
+            typer.echo(f"error: {exc.filename}: {exc.strerror or exc}", err=True)
+            raise typer.Exit(2) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(_interrupted_exit_code()) from None
@@ -70,11 +76,18 @@ def train(
     """Train one configuration without Ray; print each epoch and the metrics at the best-validation epoch."""
     import torch
 
+    from tuner.errors import SpecError
     from tuner.render import epoch_header, epoch_row, final_table
     from tuner.spec import load_spec
     from tuner.train_command import train as run_training
     from tuner.train_command import write_outcome_json
 
+    if device not in ("auto", "cpu", "cuda"):
+        raise SpecError(f"--device: expected auto, cpu or cuda, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SpecError(f"--device: cuda asked for, but this torch ({torch.__version__}) sees no CUDA device; use auto or cpu")
+    if threads is not None and threads < 1:
+        raise SpecError(f"--threads: expected a number of threads >= 1, got {threads}")
     experiment = load_spec(spec, overrides)
     if experiment.params:
         typer.echo(f"note: {', '.join(experiment.params)} are searched by this spec; `tuner train` uses their "
@@ -122,6 +135,7 @@ def run(
 ) -> None:
     """Tune the spec's search space with Ray Tune + Optuna (resumes an existing experiment of the same name)."""
     from tuner import ray_session, timeline
+    from tuner.errors import SpecError
     from tuner.render import run_summary_text
     from tuner.run_command import run_experiment
     from tuner.spec import load_spec
@@ -130,13 +144,13 @@ def run(
     signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
 
     if sum([fresh, resume_errored, restart_errored]) > 1:
-        raise typer.BadParameter("use at most one of --fresh, --resume-errored, --restart-errored")
+        raise SpecError("--fresh, --resume-errored, --restart-errored: use at most one of them")
     options = [
         *(SMOKE_OVERRIDES if smoke else []),
         *([f"name={name}"] if name else []),
         *([f"storage={storage}"] if storage else []),
-        *([f"search.num_samples={num_samples}"] if num_samples else []),
-        *([f"search.max_concurrent={max_concurrent}"] if max_concurrent else []),
+        *([f"search.num_samples={num_samples}"] if num_samples is not None else []),
+        *([f"search.max_concurrent={max_concurrent}"] if max_concurrent is not None else []),
         *overrides,
     ]
     experiment = load_spec(spec, options)
@@ -204,6 +218,8 @@ def records(
         raise SpecError(f"--format: expected csv or parquet, got {format!r}")
     if format == "parquet" and out is None:
         raise SpecError("--format parquet needs --out FILE")
+    if out is not None and not out.absolute().parent.is_dir():
+        raise SpecError(f"--out: {out.absolute().parent} is not a folder")
     frame = records_module.load(resolve(experiment, storage))
     if frame.empty:
         raise SpecError(f"{experiment}: no records found under {resolve(experiment, storage)}")
@@ -223,9 +239,12 @@ def report(
     out: Optional[Path] = typer.Option(None, "--out", help="Report folder (default: <experiment>/report; ./<name>-report for a URI)."),
 ) -> None:
     """Write report.md, report.html, plots/*.png and tables/*.csv from the experiment's records (no Ray needed)."""
+    from tuner.errors import SpecError
     from tuner.experiment import resolve
     from tuner.report import write_report
 
+    if out is not None and out.exists() and not out.is_dir():
+        raise SpecError(f"--out: {out} is a file; expected a folder for the report")
     folder = write_report(resolve(experiment, storage), str(out) if out else None)
     typer.echo(f"wrote {folder / 'report.md'}, {folder / 'report.html'}, {folder / 'plots'}, {folder / 'tables'}")
 

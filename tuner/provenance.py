@@ -10,6 +10,7 @@ from importlib import metadata
 from pathlib import Path
 
 from tuner import storage
+from tuner.errors import DataError
 
 PROVENANCE_FILE = "provenance.json"
 PACKAGES = ("tuner", "torch", "torch_geometric", "ray", "optuna", "numpy", "pandas", "pyarrow", "pydantic")
@@ -57,7 +58,15 @@ def record(directory: str, trial_resources: dict[str, float]) -> None:
 
 def load(directory: str) -> dict:
     path = storage.join(directory, PROVENANCE_FILE)
-    return json.loads(storage.read_text(path)) if storage.is_file(path) else {}
+    if not storage.is_file(path):
+        return {}
+    try:
+        return json.loads(storage.read_text(path))
+    except json.JSONDecodeError as exc:
+        raise DataError(
+            f"{path}: is damaged ({exc.msg}, line {exc.lineno}); it only records how the experiment was made: "
+            "remove it and run the command again"
+        ) from None
 
 
 def trial_resources(directory: str, spec) -> dict[str, float]:

@@ -51,6 +51,8 @@ def run_experiment(
     resume_errored: bool = False,
     restart_errored: bool = False,
 ) -> RunSummary:
+    if storage.is_file(spec.storage):
+        raise SpecError(f"storage: {spec.storage} is a file; expected a folder or a URI (s3://, gs://, file://)")
     directory = make_experiment_dir(spec.storage, spec.name)
     if spec.base is not None:
         from tuner.best_config import with_base

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import warnings
 
 import optuna
@@ -13,6 +14,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from tuner import baselines
 from tuner.data import SplitData
+from tuner.errors import SpecError
 from tuner.records import RecordWriter
 from tuner.resources import Plan
 from tuner.spec import ExperimentSpec, ParamSpec
@@ -155,13 +157,19 @@ def restored_tuner(
     spec: ExperimentSpec, data: SplitData, experiment_dir: str, plan: Plan, resume_errored: bool, restart_errored: bool
 ) -> tune.Tuner:
     _start_trials_together(plan)
-    return tune.Tuner.restore(
-        experiment_dir,
-        trainable=_trainable(spec, data, experiment_dir, plan),
-        resume_unfinished=True,
-        resume_errored=resume_errored,
-        restart_errored=restart_errored,
-    )
+    try:
+        return tune.Tuner.restore(
+            experiment_dir,
+            trainable=_trainable(spec, data, experiment_dir, plan),
+            resume_unfinished=True,
+            resume_errored=resume_errored,
+            restart_errored=restart_errored,
+        )
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:  # what a damaged pickle raises
+        raise SpecError(
+            f"{experiment_dir}: Ray's experiment state (tuner.pkl) is damaged ({exc}); run with --fresh to start over "
+            "(which deletes the experiment, records included)"
+        ) from None
 
 
 def trial_dirname(trial) -> str:

@@ -24,8 +24,14 @@ def _read_table(path: Path, **kwargs) -> pd.DataFrame:
 
 
 def _ratings_frame(frame: pd.DataFrame, path: Path, given_test: np.ndarray | None = None) -> Interactions:
+    import pandas as pd
+
     if frame.isna().any().any():
         raise DataError(f"{path}: has empty or non-numeric fields; expected user, item, rating, timestamp")
+    for column in ("user", "item", "rating", "timestamp"):
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            bad = frame[column][pd.to_numeric(frame[column], errors="coerce").isna()].iloc[0]
+            raise DataError(f"{path}: {column} {bad!r} is not a number; expected user, item, rating, timestamp")
     return Interactions(
         users=frame["user"].to_numpy(np.int64),
         items=frame["item"].to_numpy(np.int64),
@@ -78,8 +84,8 @@ def _read_lightgcn_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
             continue
         try:
             row = np.array(fields, dtype=np.int64)
-        except ValueError as exc:
-            raise DataError(f"{path}:{number}: expected integers `user item item ...`") from exc
+        except (ValueError, OverflowError) as exc:
+            raise DataError(f"{path}:{number}: expected integer ids below 2^63, `user item item ...`") from exc
         users.append(np.full(len(row) - 1, row[0], dtype=np.int64))
         items.append(row[1:])
     if not users:
