@@ -148,6 +148,9 @@ def test_worker_node_killed_mid_run_trials_resume_elsewhere(cluster):
                        cluster["address"], "--storage", storage, env=env)
     assert submitted.returncode == 0, submitted.stderr
     job_id = submitted.stdout.strip()
+    again = _tuner("submit", _spec(folder, "faults", trials=3, epochs=60, batch=16, users=400), "--address",
+                   cluster["address"], "--storage", storage, env=env)
+    assert again.returncode == 2 and f"job {job_id} on {cluster['address']} is running this experiment" in again.stderr
     record_dir = storage / "faults" / "records"
     deadline = time.time() + 300
     # all three trials (one on the head's CPU, two on the worker's) have started training

@@ -16,6 +16,7 @@ import torch
 import yaml
 
 from tests.conftest import epochs_written, kill_tree
+from tuner import provenance
 from tuner import records as records_module
 from tuner.baselines import load_baselines
 from tuner.data import prepare
@@ -145,6 +146,8 @@ def test_an_ablation_whose_only_trial_diverges_ends_and_reruns(tmp_path, ray_wit
         summary = run_experiment(spec)
         assert summary.exit_code == 1 and summary.counts["diverged"] == 1 and not summary.interrupted
         assert summary.study_path is not None and optuna_states(summary.experiment_dir) == ["FAIL"]
+    # the rerun had nothing to do, and left the experiment as it was (its report would not change)
+    assert "resumed_with" not in provenance.load(summary.experiment_dir)
 
 
 def test_a_damaged_experiment_state_is_one_line(tmp_path, ray_with_faults):
@@ -252,6 +255,9 @@ def test_driver_killed_mid_run_then_rerun_resumes(tmp_path):
 
 def test_ctrl_c_exits_130_and_the_rerun_finishes(tmp_path):
     spec, spec_file, experiment_dir, driver = _start_cli_run(tmp_path, "random", 3, epochs_before_returning=4)
+    second = subprocess.run([sys.executable, "-m", "tuner", "run", str(spec_file)], capture_output=True, text=True)
+    assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
+    assert f"experiment tiny is being run by pid {driver.pid}" in second.stderr  # one run at a time
     driver.send_signal(signal.SIGINT)
     output, _ = driver.communicate(timeout=300)
     assert driver.returncode == 130, output[-3000:]

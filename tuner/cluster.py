@@ -113,6 +113,13 @@ def submit(
             pass
         else:
             raise SpecError(f"--submission-id: {submission_id!r} was already used on {address}; choose another id")
+    where = storage or spec.storage
+    running = running_job(jobs, spec.name, where)
+    if running is not None:
+        raise SpecError(
+            f"{spec.name}: job {running} on {address} is running this experiment (storage {where}); wait for it to "
+            f"end or `tuner jobs stop {running}`"
+        )
     with tempfile.TemporaryDirectory() as folder:
         stage_job(spec_path, Path(folder))
         try:
@@ -120,13 +127,28 @@ def submit(
                 entrypoint=entrypoint(storage, overrides, extra or []),
                 submission_id=submission_id,
                 runtime_env={"working_dir": folder},
-                metadata={"tuner_experiment": spec.name},
+                metadata={"tuner_experiment": spec.name, "tuner_storage": where},
             )
         except Exception as exc:
             message = _one_line(exc)
             if "already exists" in message:
                 raise SpecError(f"--submission-id: {submission_id!r} was already used on {address}; choose another id") from None
             raise ClusterError(f"{address}: submitting the job failed: {message}") from None
+
+
+def running_job(jobs, experiment: str, storage: str) -> str | None:
+    """The id of a pending or running job of this experiment in this storage, if any (one run at a time; the
+    experiment's lock file refuses a second run too, but only once that job has started)."""
+    try:
+        listed = jobs.list_jobs()
+    except Exception as exc:
+        raise ClusterError(f"listing the cluster's jobs failed: {_one_line(exc)}") from None
+    for job in listed:
+        metadata = job.metadata or {}
+        same = metadata.get("tuner_experiment") == experiment and metadata.get("tuner_storage", storage) == storage
+        if same and str(job.status) in ("PENDING", "RUNNING"):
+            return job.submission_id or job.job_id
+    return None
 
 
 def follow_logs(jobs, job_id: str) -> Iterator[str]:

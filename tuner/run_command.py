@@ -13,6 +13,7 @@ import pyarrow.fs as pafs
 from tuner import provenance, ray_session, resources, storage, timeline
 from tuner.errors import SpecError
 from tuner.experiment import experiment_dir as make_experiment_dir
+from tuner.experiment_lock import ExperimentLock
 from tuner.experiment import load_saved_spec, save_spec, spec_differences
 from tuner.spec import ExperimentSpec
 
@@ -66,6 +67,26 @@ def run_experiment(
                 f"{directory}: experiment {spec.name} was started with another spec (changed: {', '.join(changed)}); "
                 "run with --fresh to start over, or --name to start a new experiment"
             )
+    with ExperimentLock(spec.storage, spec.name):
+        if existing and not (resume_errored or restart_errored) and _every_trial_ended(spec, directory):
+            print(f"{directory}: all {spec.trial_count()} trials have ended; nothing to run", flush=True)
+            return settle(spec, directory, {}, spec.trial_count())  # a rerun changes nothing, provenance included
+        return _run(spec, directory, existing, data_dir, resume_errored, restart_errored)
+
+
+def _every_trial_ended(spec: ExperimentSpec, directory: str) -> bool:
+    from tuner import records as records_module
+
+    frame = records_module.load(directory)
+    if frame.empty:
+        return False
+    last_rows = frame.groupby("trial_id").tail(1)
+    return len(last_rows) >= spec.trial_count() and last_rows["stop_reason"].notna().all()
+
+
+def _run(
+    spec: ExperimentSpec, directory: str, existing: bool, data_dir: str | None, resume_errored: bool, restart_errored: bool
+) -> RunSummary:
     timeline.mark("driver_ready")
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare") as helper:
         # Ray's processes die with the thread that starts them, so Ray starts in this one while a helper thread
@@ -96,7 +117,7 @@ def run_experiment(
     finally:
         if started_ray:
             ray_session.stop_in_background()  # ray_session.wait_stopped() once the summary is out
-    summary = settle(spec, directory, search.trial_statuses(directory), search.num_samples(spec))
+    summary = settle(spec, directory, search.trial_statuses(directory), spec.trial_count())
     timeline.mark("settled")
     return summary
 

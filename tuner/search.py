@@ -88,11 +88,6 @@ def optuna_sampler(spec: ExperimentSpec) -> optuna.samplers.BaseSampler:
     return optuna.samplers.GridSampler(grid, seed=search.seed)
 
 
-def num_samples(spec: ExperimentSpec) -> int:
-    """The grid sampler runs every grid point once; other samplers run search.num_samples trials."""
-    return spec.grid_size() if spec.search.sampler == "grid" else spec.search.num_samples
-
-
 def scheduler(spec: ExperimentSpec):
     if spec.scheduler.kind == "none":
         return FIFOScheduler()
@@ -127,7 +122,7 @@ def new_tuner(spec: ExperimentSpec, data: SplitData, storage: str, experiment_di
             mode=spec.mode,
             search_alg=searcher,
             scheduler=scheduler(spec),
-            num_samples=num_samples(spec),
+            num_samples=spec.trial_count(),
             max_concurrent_trials=plan.max_concurrent,
             trial_dirname_creator=trial_dirname,
             reuse_actors=True,  # a new trial reuses a finished trial's worker: no fresh process importing torch

@@ -219,6 +219,10 @@ class ExperimentSpec(_Frozen):
         """The fixed block with one trial's sampled values filled in."""
         return Hyperparameters.model_validate({**self.fixed.model_dump(exclude_unset=True), **sampled})
 
+    def trial_count(self) -> int:
+        """How many trials the experiment runs: every grid point once under the grid sampler, else num_samples."""
+        return self.grid_size() if self.search.sampler == "grid" else self.search.num_samples
+
     def grid_size(self) -> int:
         size = 1
         for param in self.searched().values():

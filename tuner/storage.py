@@ -60,6 +60,11 @@ def write_text(location: str, text: str) -> None:
     write_bytes(location, text.encode())
 
 
+def remove_file(location: str) -> None:
+    fs, path = resolve(location)
+    fs.delete_file(path)
+
+
 def remove_tree(location: str) -> None:
     fs, path = resolve(location)
     fs.delete_dir(path)
