@@ -162,6 +162,24 @@ def test_a_damaged_experiment_state_is_one_line(tmp_path, ray_with_faults):
         run_experiment(spec)
 
 
+def test_trials_that_fail_for_good_are_counted_and_their_errors_shown(tmp_path, ray_with_faults):
+    """Failing at epoch 1, before a single record: the run's summary and the report agree on 2 failed trials
+    and show each trial's error."""
+    from tuner.render import run_summary_text
+    from tuner.report import NoResultsError, write_report
+
+    _set_faults(ray_with_faults, raise_once_at_epoch=1)
+    summary = run_experiment(_spec(tmp_path, failure={"max_failures": 0, "checkpoint_every": 2}))
+    assert summary.exit_code == 1 and summary.counts["failed"] == 2 and summary.trials.empty
+    text = run_summary_text(summary)
+    assert text.count("RuntimeError: injected fault at epoch 1") == 2 and "trials: 2 of 2 — 0 finished" in text
+    with pytest.raises(NoResultsError):
+        write_report(summary.experiment_dir)
+    report = (Path(summary.experiment_dir) / "report" / "report.md").read_text()
+    assert "Trials: 2 — 0 finished, 0 early-stopped, 2 failed" in report
+    assert report.count("RuntimeError: injected fault at epoch 1 |") == 2
+
+
 def test_baselines_are_computed_alongside_the_trials(tmp_path, ray_with_faults):
     _set_faults(ray_with_faults)
     summary = run_experiment(_spec(tmp_path, baselines=["mostpop", "mf"], seeds=[0, 1]))

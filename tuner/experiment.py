@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
+
+import pyarrow.fs as pafs
 
 from tuner import storage
 from tuner.errors import SpecError
@@ -53,3 +56,19 @@ def _flatten(value, prefix=""):
             out.update(_flatten(inner, f"{prefix}{key}."))
         return out or {prefix.rstrip("."): {}}
     return {prefix.rstrip("."): json.dumps(value, sort_keys=True)}
+
+
+def trial_errors(directory: str) -> dict[str, str]:
+    """trial id -> the last line of the error that ended it for good (Ray's `<trial id>/error.txt` in the
+    experiment folder: the exception and its message)."""
+    fs, root = storage.resolve(directory)
+    selector = pafs.FileSelector(root, allow_not_found=True)
+    folders = [info.path for info in fs.get_file_info(selector) if info.type == pafs.FileType.Directory]
+    candidates = [posixpath.join(folder, "error.txt") for folder in folders]
+    errors = {}
+    for info in fs.get_file_info(candidates) if candidates else []:
+        if info.type == pafs.FileType.File:
+            with fs.open_input_stream(info.path) as stream:
+                lines = [line.strip() for line in stream.read().decode(errors="replace").splitlines() if line.strip()]
+            errors[posixpath.basename(posixpath.dirname(info.path))] = lines[-1] if lines else "(empty error.txt)"
+    return errors

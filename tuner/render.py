@@ -81,6 +81,13 @@ def run_summary_text(summary) -> str:
         f"{counts['early_stopped']} early-stopped, {counts['failed']} failed, {counts['diverged']} diverged"
         + (f", {counts['running']} unfinished" if counts["running"] else "")
     )
+    from tuner.summarize import failed_trial_errors  # pandas: imported once a run has something to summarise
+
+    failed = failed_trial_errors(trials, summary.errors)
+    for trial_id, error in list(failed.items())[:5]:
+        lines.append(f"  failed {trial_id}: {error}")
+    if len(failed) > 5:
+        lines.append(f"  ... and {len(failed) - 5} more failed trials (<experiment>/<trial id>/error.txt)")
     lines.append(f"written to {summary.experiment_dir} (records/ per epoch as parquet"
                  + (", optuna.db for optuna-dashboard" if summary.study_path else "") + ")")
     if summary.interrupted:

@@ -21,11 +21,12 @@ from tuner import plots, provenance, storage
 from tuner import records as records_module
 from tuner.baselines import load_baselines
 from tuner.errors import TunerError
-from tuner.experiment import load_saved_spec
+from tuner.experiment import load_saved_spec, trial_errors
 from tuner.spec import ExperimentSpec
 from tuner.summarize import (
     format_value,
     ABLATION_COLUMNS,
+    failed_trial_errors,
     ablation_table,
     flag_degenerate,
     metric_k,
@@ -71,8 +72,9 @@ def write_report(experiment_dir: str, out_dir: str | None = None) -> Path:
     (out / "tables").mkdir(parents=True, exist_ok=True)
     records = records_module.load(experiment_dir)
     trials = trial_table(records, spec.metric, spec.mode)
-    counts = stop_reason_counts(trials)
-    sections = [_overview(spec, trials, counts, provenance.trial_resources(experiment_dir, spec))]
+    errors = failed_trial_errors(trials, trial_errors(experiment_dir))
+    counts = stop_reason_counts(trials, errors)
+    sections = [_overview(spec, trials, counts, provenance.trial_resources(experiment_dir, spec), errors)]
     has_results = counts["finished"] + counts["early_stopped"] > 0
     if has_results:
         if spec.ablated():
@@ -98,17 +100,21 @@ def write_report(experiment_dir: str, out_dir: str | None = None) -> Path:
 # ---- sections -----------------------------------------------------------------------------------------------
 
 
-def _overview(spec: ExperimentSpec, trials: pd.DataFrame, counts: dict, trial_resources: dict) -> Section:
+def _overview(spec: ExperimentSpec, trials: pd.DataFrame, counts: dict, trial_resources: dict, errors: dict) -> Section:
     section = Section("Overview")
     spent = resource_time(trials, trial_resources)
     section.text(
         f"Experiment `{spec.name}`: model `{spec.model}` on `{spec.dataset.name}`, selected on `{spec.metric}` "
-        f"({spec.mode}). Trials: {len(trials)} — {counts['finished']} finished, {counts['early_stopped']} "
+        f"({spec.mode}). Trials: {sum(counts.values())} — {counts['finished']} finished, {counts['early_stopped']} "
         f"early-stopped, {counts['failed']} failed, {counts['diverged']} diverged"
         + (f", {counts['running']} unfinished" if counts["running"] else "")
         + f". Time spent: {_duration(spent['trial_seconds'])} of trials, {_duration(spent['cpu_seconds'])} CPU, "
         f"{_duration(spent['gpu_seconds'])} GPU. Every metric is read at the trial's best-validation epoch."
     )
+    if errors:
+        section.text("Trials that failed for good, and the error that ended each (`<trial id>/error.txt` has the "
+                     "whole traceback):")
+        section.table("failed_trials", pd.DataFrame({"trial": list(errors), "error": list(errors.values())}))
     return section
 
 

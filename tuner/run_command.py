@@ -32,6 +32,7 @@ class RunSummary:
     counts: dict[str, int]
     expected_trials: int
     study_path: str | None
+    errors: dict[str, str]  # trial id -> the error that ended it for good
 
     @property
     def interrupted(self) -> bool:
@@ -153,6 +154,7 @@ def settle(spec: ExperimentSpec, directory: str, statuses: dict[str, str], expec
     anything else (still pending or running: the run was interrupted).
     """
     from tuner import records as records_module
+    from tuner.experiment import trial_errors
     from tuner.summarize import stop_reason_counts, trial_table
 
     records = records_module.load(directory)
@@ -166,13 +168,11 @@ def settle(spec: ExperimentSpec, directory: str, statuses: dict[str, str], expec
         records = records_module.load(directory)
     trials = trial_table(records, spec.metric, spec.mode)
     prune_checkpoints(directory, [t for t, status in statuses.items() if status == "TERMINATED"])
-    counts = stop_reason_counts(trials)
-    # trials that failed before writing a single record
-    recorded = set(trials["trial_id"]) if not trials.empty else set()
-    counts["failed"] += sum(1 for t, s in statuses.items() if s == "ERROR" and t not in recorded)
+    errors = trial_errors(directory)
+    counts = stop_reason_counts(trials, errors)
     study_path = None
     if not trials.empty:
         from tuner.study_export import export_study
 
         study_path = export_study(spec, records, trials, directory)
-    return RunSummary(spec, directory, trials, counts, expected_trials, study_path)
+    return RunSummary(spec, directory, trials, counts, expected_trials, study_path, errors)

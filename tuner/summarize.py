@@ -40,9 +40,20 @@ def trial_table(records: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
     return table.drop(columns="_rank").reset_index(drop=True)
 
 
-def stop_reason_counts(trials: pd.DataFrame) -> dict[str, int]:
+def stop_reason_counts(trials: pd.DataFrame, errors: dict[str, str] | None = None) -> dict[str, int]:
+    """Trials per stop reason; `errors` (experiment.trial_errors) adds the trials that failed before they wrote
+    a single record."""
     counts = trials["stop_reason"].value_counts().to_dict() if not trials.empty else {}
+    recorded = set(trials["trial_id"]) if not trials.empty else set()
+    counts["failed"] = counts.get("failed", 0) + sum(1 for trial_id in errors or {} if trial_id not in recorded)
     return {reason: int(counts.get(reason, 0)) for reason in ("finished", "early_stopped", "failed", "diverged", "running")}
+
+
+def failed_trial_errors(trials: pd.DataFrame, errors: dict[str, str]) -> dict[str, str]:
+    """The errors of the trials that failed for good: recorded as failed, or never got to write a record (a
+    trial that failed once and then recovered keeps Ray's error.txt, but is not failed)."""
+    recorded = dict(zip(trials["trial_id"], trials["stop_reason"])) if not trials.empty else {}
+    return {t: e for t, e in sorted(errors.items()) if recorded.get(t, "failed") == "failed"}
 
 
 def hyperparameters_of(row: pd.Series | dict) -> Hyperparameters:
