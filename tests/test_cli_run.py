@@ -129,5 +129,5 @@ def test_the_next_hint_quotes_the_storage():
     spec = validate_spec({"name": "e", "model": "mf", "storage": "runs; rm -rf ~"}, "test")
     summary = SimpleNamespace(spec=spec, trials=pd.DataFrame(), counts=dict.fromkeys(
         ["finished", "early_stopped", "failed", "diverged", "running"], 0), expected_trials=1,
-        experiment_dir="x", study_path=None, interrupted=False)
+        experiment_dir="x", study_path=None, interrupted=False, errors={})
     assert "tuner best e --storage 'runs; rm -rf ~'" in run_summary_text(summary)
