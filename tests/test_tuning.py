@@ -180,6 +180,18 @@ def test_trials_that_fail_for_good_are_counted_and_their_errors_shown(tmp_path, 
     assert report.count("RuntimeError: injected fault at epoch 1 |") == 2
 
 
+def test_restart_errored_runs_the_failed_trials_again_and_reruns_do_not_crash(tmp_path, ray_with_faults):
+    """Ray restarts an errored trial under a new id its searcher never suggested (OptunaSearch raised KeyError on
+    its first result, and every later rerun crashed the same way)."""
+    _set_faults(ray_with_faults, raise_once_at_epoch=2)
+    spec = _spec(tmp_path, failure={"max_failures": 0, "checkpoint_every": 2})
+    assert run_experiment(spec).counts["failed"] == 2
+    _set_faults(ray_with_faults)
+    restarted = run_experiment(spec, restart_errored=True)
+    assert restarted.counts["finished"] == 2 and not restarted.interrupted
+    assert run_experiment(spec).counts["finished"] == 2  # and a plain rerun settles as well
+
+
 def test_baselines_are_computed_alongside_the_trials(tmp_path, ray_with_faults):
     _set_faults(ray_with_faults)
     summary = run_experiment(_spec(tmp_path, baselines=["mostpop", "mf"], seeds=[0, 1]))

@@ -28,14 +28,39 @@ class EpochOptunaSearch(OptunaSearch):
 
     Both go through OptunaSearch's own completion with no result and error=True, which tells Optuna FAIL inside
     its guard: a sampler that raises while being told (GridSampler calls study.stop() after the last grid point,
-    which raises outside an objective) must not crash the run or leave the trial to be told twice."""
+    which raises outside an objective) must not crash the run or leave the trial to be told twice.
+
+    `--restart-errored` makes Ray restart an errored trial under a new id that this searcher never suggested
+    (OptunaSearch would raise KeyError on its results): those trials are left out of the live study — the
+    exported optuna.db, rebuilt from the records, has them."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._suggested: set[str] = set()
+
+    def suggest(self, trial_id: str):
+        suggestion = super().suggest(trial_id)
+        if isinstance(suggestion, dict):
+            self._suggested.add(trial_id)
+        return suggestion
+
+    def restore(self, checkpoint_path: str) -> None:
+        self._suggested = None
+        super().restore(checkpoint_path)  # sets _suggested, unless the state was saved before tuner kept it:
+        if self._suggested is None:  # then the trials OptunaSearch itself keeps are the ones it suggested
+            self._suggested = set(self._ot_trials)
+
+    def _suggested_here(self, trial_id: str) -> bool:
+        return trial_id in self._suggested
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if result.get("diverged"):
+        if result.get("diverged") or not self._suggested_here(trial_id):
             return
         super().on_trial_result(trial_id, {**result, "training_iteration": result["epoch"]})
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if not self._suggested_here(trial_id):
+            return
         if error or (result or {}).get("diverged"):
             super().on_trial_complete(trial_id, result=None, error=True)
         else:
