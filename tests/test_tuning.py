@@ -283,6 +283,28 @@ def test_driver_killed_mid_run_then_rerun_resumes(tmp_path):
     assert len(optuna_states(str(experiment_dir))) == 4
 
 
+def test_driver_killed_as_soon_as_the_experiment_is_created_then_rerun_starts_over(tmp_path):
+    """Killed between tuner.pkl and Ray's first snapshot of the trials: Tune would restore an experiment that runs
+    one trial and stops, on every rerun ('trials: 1 of 3', exit 130, forever)."""
+    if ray.is_initialized():
+        ray.shutdown()
+    spec = _spec(tmp_path, params={"lr": {"type": "float", "low": 1e-3, "high": 0.1, "log": True}},
+                 search={"sampler": "random", "num_samples": 3, "max_concurrent": 2})
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(spec.model_dump(mode="json", exclude_unset=True)))
+    experiment_dir = Path(spec.storage) / spec.name
+    driver = _tuner_cli("run", spec_file)
+    deadline = time.time() + 120
+    while not (experiment_dir / "tuner.pkl").exists() and time.time() < deadline:
+        time.sleep(0.01)
+    kill_tree(driver)
+    assert not list(experiment_dir.glob("experiment_state-*"))
+
+    rerun = _tuner_cli("run", spec_file)
+    output, _ = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0 and "trials: 3 of 3 — 3 finished" in output, output[-3000:]
+
+
 def test_ctrl_c_exits_130_and_the_rerun_finishes(tmp_path):
     spec, spec_file, experiment_dir, driver = _start_cli_run(tmp_path, "random", 3, epochs_before_returning=4)
     second = subprocess.run([sys.executable, "-m", "tuner", "run", str(spec_file)], capture_output=True, text=True)

@@ -99,6 +99,11 @@ def _run(
     print(data.summary(), flush=True)
     try:
         restore = existing and search.can_restore(directory)
+        if existing and not restore and _has_records(directory):
+            raise SpecError(
+                f"{directory}: the experiment has records but Ray never saved its state (the first run stopped within "
+                "seconds of starting), so it cannot be resumed; run with --fresh to start over"
+            )
         if not restore and storage.is_dir(directory):
             storage.remove_tree(directory)  # --fresh, or it never got as far as a restorable state
         cluster = ray_session.cluster()
@@ -121,6 +126,12 @@ def _run(
     summary = settle(spec, directory, search.trial_statuses(directory), spec.trial_count())
     timeline.mark("settled")
     return summary
+
+
+def _has_records(directory: str) -> bool:
+    from tuner import records as records_module
+
+    return bool(records_module.record_files(directory)[1])
 
 
 def _import_and_prepare(spec: ExperimentSpec, data_dir: str | None):

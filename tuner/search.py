@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 import pickle
+import posixpath
 import warnings
 
 import optuna
+import pyarrow.fs as pafs
 import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-from tuner import baselines
+from tuner import baselines, storage
 from tuner.data import SplitData
 from tuner.errors import SpecError
 from tuner.records import RecordWriter
@@ -170,7 +172,16 @@ def _run_config(spec: ExperimentSpec, storage: str, experiment_dir: str) -> tune
 
 
 def can_restore(experiment_dir: str) -> bool:
-    return tune.Tuner.can_restore(experiment_dir)
+    """Ray saved the experiment far enough to resume it: its Tuner (tuner.pkl) and at least one snapshot of the
+    trials (experiment_state-*.json). A driver killed between the two leaves a tuner.pkl that Tune restores into an
+    experiment that runs one trial and stops, on every rerun."""
+    if not tune.Tuner.can_restore(experiment_dir):
+        return False
+    fs, root = storage.resolve(experiment_dir)
+    return any(
+        posixpath.basename(info.path).startswith("experiment_state-")
+        for info in fs.get_file_info(pafs.FileSelector(root))
+    )
 
 
 def restored_tuner(
