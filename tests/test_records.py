@@ -1,5 +1,6 @@
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -84,3 +85,27 @@ def test_compaction_keeps_every_row_in_one_file(tmp_path):
     after = records.load(str(tmp_path))
     pd.testing.assert_frame_equal(before, after)
     assert list(zip(after["epoch"], after["attempt"])) == [(1, 1), (2, 2)]
+
+
+def test_files_with_differing_schemas_are_read_as_one(tmp_path):
+    """A metric stored as an integer in one file, a column only one file has: read, unified, nothing lost."""
+    records.RecordWriter(str(tmp_path), "t1", [10]).write(_row("t1", 1))
+    table = pa.Table.from_pylist([{**_row("t2", 1), "val/recall@10": 1, "note": "extra"}])
+    folder = tmp_path / "records" / "trial_id=t2"
+    folder.mkdir(parents=True)
+    pq.write_table(table, folder / "epoch=1.parquet")
+    frame = records.load(str(tmp_path))
+    assert list(frame["trial_id"]) == ["t1", "t2"] and frame.attrs["unreadable"] == []
+    assert frame["val/recall@10"].tolist() == [0.1, 1.0] and frame["note"].tolist()[1] == "extra"
+
+
+def test_an_unreadable_compacted_file_is_reported(tmp_path):
+    writer = records.RecordWriter(str(tmp_path), "t1", [10])
+    writer.write(_row("t1", 1, stop_reason="finished"))
+    writer.compact()
+    compacted = tmp_path / "records" / "trial_id=t1" / "trial.parquet"
+    compacted.write_bytes(compacted.read_bytes()[:40])
+    records.RecordWriter(str(tmp_path), "t2", [10]).write(_row("t2", 1))
+    with pytest.warns(UserWarning, match="trial.parquet: skipped, not a readable parquet file"):
+        frame = records.load(str(tmp_path))
+    assert list(frame["trial_id"]) == ["t2"] and frame.attrs["unreadable"] == [str(compacted)]

@@ -159,3 +159,14 @@ def test_a_damaged_provenance_file_is_one_line(tmp_path):
     (tmp_path / "provenance.json").write_text('{"command": "tuner run')
     with pytest.raises(DataError, match=r"provenance.json: is damaged .*remove it and run the command again$"):
         provenance.load(str(tmp_path))
+
+
+def test_records_that_cannot_be_read_are_named_in_the_report(experiment):
+    extra = Hyperparameters(weight_decay=0.1, seed=0, k=[K], epochs=2, eval_every=1)
+    write_trial(experiment, "lost", extra, [{f"val/recall@{K}": 0.1}])
+    damaged = Path(experiment) / "records" / "trial_id=lost" / "epoch=1.parquet"
+    damaged.write_bytes(damaged.read_bytes()[:40])
+    with pytest.warns(UserWarning, match="skipped, not a readable parquet file"):
+        out = write_report(experiment)
+    assert "**Records that could not be read**" in (Path(out) / "report.md").read_text()
+    assert str(damaged) in (Path(out) / "report.md").read_text()

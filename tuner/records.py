@@ -146,6 +146,9 @@ class RecordWriter:
         temporary = posixpath.join(self.trial_dir, f".tmp-{uuid.uuid4().hex}.parquet")
         with self.fs.open_output_stream(temporary) as stream:
             pq.write_table(table, stream)
+        with self.fs.open_input_file(temporary) as written:  # read it back before the epoch files go
+            if pq.read_table(written).num_rows != table.num_rows:
+                raise OSError(f"{temporary}: the compacted records read back short; the epoch files are kept")
         self.fs.move(temporary, posixpath.join(self.trial_dir, COMPACTED_FILE))
         for path in epoch_files:
             self.fs.delete_file(path)
@@ -165,22 +168,28 @@ def record_files(experiment_dir: str) -> tuple[pafs.FileSystem, list[str]]:
 
 
 def load(experiment_dir: str) -> pd.DataFrame:
-    """One row per (trial, epoch), sorted by trial and epoch. Unreadable (e.g. truncated) files are skipped
-    with a warning; an experiment without records gives an empty frame."""
+    """One row per (trial, epoch), sorted by trial and epoch; an experiment without records gives an empty frame.
+
+    Files are read with one schema unified over all of them (a column one file lacks is null there; an integer
+    column another file stores as float becomes float). An unreadable (e.g. truncated) file is skipped with a
+    warning naming it, and listed in the frame's `attrs["unreadable"]` (the report shows them)."""
     fs, paths = record_files(experiment_dir)
     if not paths:
         return pd.DataFrame()
+    unreadable: list[str] = []
     try:
-        table = pads.dataset(paths, filesystem=fs, format="parquet").to_table()
-    except (pa.ArrowInvalid, OSError):
-        table = _read_one_by_one(fs, paths)
+        factory = pads.FileSystemDatasetFactory(fs, paths, pads.ParquetFileFormat())
+        table = factory.finish(factory.inspect(promote_options="permissive")).to_table()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError):
+        table = _read_one_by_one(fs, paths, unreadable)
     frame = table.to_pandas()
-    if frame.empty:
-        return frame
-    return _drop_rolled_back(frame).sort_values(["trial_id", "epoch"], ignore_index=True)
+    if not frame.empty:
+        frame = _drop_rolled_back(frame).sort_values(["trial_id", "epoch"], ignore_index=True)
+    frame.attrs["unreadable"] = unreadable
+    return frame
 
 
-def _read_one_by_one(fs: pafs.FileSystem, paths: list[str]) -> pa.Table:
+def _read_one_by_one(fs: pafs.FileSystem, paths: list[str], unreadable: list[str] | None = None) -> pa.Table:
     tables = []
     for path in paths:
         try:
@@ -188,9 +197,11 @@ def _read_one_by_one(fs: pafs.FileSystem, paths: list[str]) -> pa.Table:
                 tables.append(pq.read_table(f))
         except (pa.ArrowInvalid, OSError) as exc:
             warnings.warn(f"{path}: skipped, not a readable parquet file ({exc})", stacklevel=3)
+            if unreadable is not None:
+                unreadable.append(path)
     if not tables:
         return pa.table({})
-    return pa.concat_tables(tables, promote_options="default")
+    return pa.concat_tables(tables, promote_options="permissive")
 
 
 def _drop_rolled_back(frame: pd.DataFrame) -> pd.DataFrame:

@@ -75,6 +75,9 @@ def write_report(experiment_dir: str, out_dir: str | None = None) -> Path:
     errors = failed_trial_errors(trials, trial_errors(experiment_dir))
     counts = stop_reason_counts(trials, errors)
     sections = [_overview(spec, trials, counts, provenance.trial_resources(experiment_dir, spec), errors)]
+    if records.attrs.get("unreadable"):
+        sections[0].text("**Records that could not be read** — the trials they hold are missing from every table "
+                         "below: " + ", ".join(f"`{path}`" for path in records.attrs["unreadable"]))
     has_results = counts["finished"] + counts["early_stopped"] > 0
     if has_results:
         if spec.ablated():
