@@ -122,3 +122,16 @@ def test_prepared_split_is_leak_free():
     assert not keys["train"] & keys["val"] and not keys["train"] & keys["test"] and not keys["val"] & keys["test"]
     assert data.train.shape[1] > 0 and data.val.shape[1] > 0 and data.test.shape[1] > 0
     assert data.train.max(axis=1)[0] < data.num_users and data.train.max(axis=1)[1] < data.num_items
+
+
+def test_cold_start_users_and_items_are_counted_and_reported():
+    import numpy as np
+
+    from tuner.data import SplitData
+
+    train = np.array([[0, 0, 1], [0, 1, 1]])
+    val = np.array([[1], [2]])  # item 2 only held out
+    test = np.array([[2, 2], [0, 3]])  # user 2 only held out; item 3 only held out
+    data = SplitData("tiny", 3, 4, train, val, test, split_hash="h")
+    assert data.cold_start() == (1, 2)
+    assert "cold start: 1 users and 2 items have held-out edges but no training edge" in data.summary()

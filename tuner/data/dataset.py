@@ -40,13 +40,25 @@ class SplitData:
     def edges(self, split: str) -> np.ndarray:
         return {"train": self.train, "val": self.val, "test": self.test}[split]
 
+    def cold_start(self) -> tuple[int, int]:
+        """(users, items) that have held-out (validation or test) edges but no training edge: their embeddings
+        stay as initialised, and they are ranked and counted like any other."""
+        held_out = np.concatenate([self.val, self.test], axis=1)
+        trained_users = np.bincount(self.train[0], minlength=self.num_users) > 0
+        trained_items = np.bincount(self.train[1], minlength=self.num_items) > 0
+        return (int(np.unique(held_out[0][~trained_users[held_out[0]]]).size),
+                int(np.unique(held_out[1][~trained_items[held_out[1]]]).size))
+
     def summary(self) -> str:
         c = self.counts
+        cold_users, cold_items = self.cold_start()
+        cold = (f"; cold start: {cold_users} users and {cold_items} items have held-out edges but no training edge"
+                if cold_users or cold_items else "")
         return (
             f"{self.dataset}: {self.num_users} users, {self.num_items} items, "
             f"{self.train.shape[1]} train / {self.val.shape[1]} val / {self.test.shape[1]} test edges "
             f"({c.get('duplicates_collapsed', 0)} duplicates collapsed, "
-            f"{c.get('rows_read', 0) - c.get('edges_after_threshold', 0)} below the rating threshold); "
+            f"{c.get('rows_read', 0) - c.get('edges_after_threshold', 0)} below the rating threshold){cold}; "
             f"split {self.split_hash}"
         )
 
