@@ -131,3 +131,18 @@ def test_the_next_hint_quotes_the_storage():
         ["finished", "early_stopped", "failed", "diverged", "running"], 0), expected_trials=1,
         experiment_dir="x", study_path=None, interrupted=False, errors={})
     assert "tuner best e --storage 'runs; rm -rf ~'" in run_summary_text(summary)
+
+
+def test_a_moved_unfinished_experiment_is_refused_before_anything_runs(tmp_path):
+    """Ray Tune's saved search keeps the old location and would create the next trials there."""
+    from tests.fake_experiment import ablation_spec, write_trial
+    from tuner.errors import SpecError
+    from tuner.hyperparameters import Hyperparameters
+    from tuner.run_command import run_experiment
+
+    directory = tmp_path / "new-home" / "abl"
+    spec = ablation_spec(str(directory))
+    write_trial(str(directory), "t1", Hyperparameters(k=[10]), [{"val/recall@10": 0.1}], stop_reason=None)
+    (directory / "provenance.json").write_text(json.dumps({"started_at": str(tmp_path / "old-home" / "abl")}))
+    with pytest.raises(SpecError, match=r"was started at .*old-home/abl.*move it back to resume it"):
+        run_experiment(spec)

@@ -51,7 +51,7 @@ def record(directory: str, trial_resources: dict[str, float]) -> None:
     if saved:
         saved.setdefault("resumed_with", []).append(now["command"])
     else:
-        saved = now
+        saved = {**now, "started_at": directory}
     saved["trial_resources"] = trial_resources
     storage.write_text(storage.join(directory, PROVENANCE_FILE), json.dumps(saved, indent=2, sort_keys=True))
 
@@ -67,6 +67,11 @@ def load(directory: str) -> dict:
             f"{path}: is damaged ({exc.msg}, line {exc.lineno}); it only records how the experiment was made: "
             "remove it and run the command again"
         ) from None
+
+
+def started_at(directory: str) -> str | None:
+    """Where the experiment was when its first run started (None for experiments from before this was kept)."""
+    return load(directory).get("started_at")
 
 
 def trial_resources(directory: str, spec) -> dict[str, float]:

@@ -72,6 +72,13 @@ def run_experiment(
         if existing and not (resume_errored or restart_errored) and _every_trial_ended(spec, directory):
             print(f"{directory}: all {spec.trial_count()} trials have ended; nothing to run", flush=True)
             return settle(spec, directory, {}, spec.trial_count())  # a rerun changes nothing, provenance included
+        origin = provenance.started_at(directory) if existing else None
+        if origin is not None and origin != directory:
+            raise SpecError(
+                f"{directory}: this experiment was started at {origin}, and Ray Tune's saved search would create its "
+                "next trials there; move it back to resume it (tuner report, best and records read it anywhere), "
+                "or run with --fresh"
+            )
         return _run(spec, directory, existing, data_dir, resume_errored, restart_errored)
 
 
