@@ -13,6 +13,7 @@ from tuner.errors import SpecError
 from tuner.spec import ExperimentSpec
 
 SPEC_FILE = "tuner-spec.json"
+RESTARTED_DIR = "restarted"  # the first attempts of trials that --restart-errored ran again
 
 
 def experiment_dir(location: str, name: str) -> str:
@@ -60,10 +61,16 @@ def _flatten(value, prefix=""):
 
 def trial_errors(directory: str) -> dict[str, str]:
     """trial id -> the last line of the error that ended it for good (Ray's `<trial id>/error.txt` in the
-    experiment folder: the exception and its message)."""
+    experiment folder: the exception and its message). Trials set aside by --restart-errored (restarted/) are not
+    counted: they ran again under new ids."""
     fs, root = storage.resolve(directory)
     selector = pafs.FileSelector(root, allow_not_found=True)
-    folders = [info.path for info in fs.get_file_info(selector) if info.type == pafs.FileType.Directory]
+    restarted = pafs.FileSelector(posixpath.join(root, RESTARTED_DIR), allow_not_found=True)
+    set_aside = {posixpath.basename(info.path).removeprefix("trial_id=") for info in fs.get_file_info(restarted)}
+    folders = [
+        info.path for info in fs.get_file_info(selector)
+        if info.type == pafs.FileType.Directory and posixpath.basename(info.path) not in set_aside
+    ]
     candidates = [posixpath.join(folder, "error.txt") for folder in folders]
     errors = {}
     for info in fs.get_file_info(candidates) if candidates else []:

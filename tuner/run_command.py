@@ -14,7 +14,7 @@ from tuner import provenance, ray_session, resources, storage, timeline
 from tuner.errors import SpecError
 from tuner.experiment import experiment_dir as make_experiment_dir
 from tuner.experiment_lock import ExperimentLock
-from tuner.experiment import load_saved_spec, save_spec, spec_differences
+from tuner.experiment import RESTARTED_DIR, load_saved_spec, save_spec, spec_differences
 from tuner.spec import ExperimentSpec
 
 if TYPE_CHECKING:
@@ -116,6 +116,8 @@ def _run(
         cluster = ray_session.cluster()
         plan = resources.plan(spec, resources.GraphSize(data.num_users, data.num_items, data.train.shape[1]), cluster)
         print(f"{'resuming ' + directory if restore else spec.name}: {plan.describe(cluster)}", flush=True)
+        if restore and restart_errored:
+            _set_aside(directory, [t for t, status in search.trial_statuses(directory).items() if status == "ERROR"])
         if restore:
             tuner = search.restored_tuner(spec, data, directory, plan, resume_errored, restart_errored)
         else:
@@ -133,6 +135,25 @@ def _run(
     summary = settle(spec, directory, search.trial_statuses(directory), spec.trial_count())
     timeline.mark("settled")
     return summary
+
+
+def _set_aside(directory: str, trial_ids: list[str]) -> None:
+    """--restart-errored: Ray runs each errored trial again under a new id, so the failed attempt's records and
+    per-user metrics move to <experiment>/restarted/trial_id=<id>/ — kept, but no longer counted (its error.txt,
+    which Ray keeps in its own folder, is not counted either)."""
+    from tuner.records import PER_USER_DIR, RECORDS_DIR
+
+    fs, root = storage.resolve(directory)
+    for trial_id in trial_ids:
+        target = posixpath.join(root, RESTARTED_DIR, f"trial_id={trial_id}")
+        fs.create_dir(target, recursive=True)
+        moves = {
+            posixpath.join(root, RECORDS_DIR, f"trial_id={trial_id}"): posixpath.join(target, RECORDS_DIR),
+            posixpath.join(root, PER_USER_DIR, f"trial_id={trial_id}.parquet"): posixpath.join(target, "per_user.parquet"),
+        }
+        for source, destination in moves.items():
+            if fs.get_file_info(source).type != pafs.FileType.NotFound:
+                fs.move(source, destination)
 
 
 def _has_records(directory: str) -> bool:
