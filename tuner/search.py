@@ -24,11 +24,12 @@ from tuner.trainable import train_trial
 
 
 class EpochOptunaSearch(OptunaSearch):
-    """OptunaSearch with three corrections: intermediate values are indexed by epoch (not Tune's report
-    count); a diverged trial is FAILED rather than COMPLETE with a fake value; and an errored trial is FAILED
-    even when it had reported results (OptunaSearch would tell Optuna COMPLETE with its last value).
+    """OptunaSearch with four corrections: intermediate values are indexed by epoch (not Tune's report
+    count); a diverged trial is FAILED rather than COMPLETE with a fake value; an errored trial is FAILED
+    even when it had reported results (OptunaSearch would tell Optuna COMPLETE with its last value); and trials
+    it never suggested are left alone.
 
-    Both go through OptunaSearch's own completion with no result and error=True, which tells Optuna FAIL inside
+    FAILED goes through OptunaSearch's own completion with no result and error=True, which tells Optuna FAIL inside
     its guard: a sampler that raises while being told (GridSampler calls study.stop() after the last grid point,
     which raises outside an objective) must not crash the run or leave the trial to be told twice.
 
@@ -38,7 +39,7 @@ class EpochOptunaSearch(OptunaSearch):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._suggested: set[str] = set()
+        self._suggested: set[str] | None = set()
 
     def suggest(self, trial_id: str):
         suggestion = super().suggest(trial_id)
@@ -52,16 +53,13 @@ class EpochOptunaSearch(OptunaSearch):
         if self._suggested is None:  # then the trials OptunaSearch itself keeps are the ones it suggested
             self._suggested = set(self._ot_trials)
 
-    def _suggested_here(self, trial_id: str) -> bool:
-        return trial_id in self._suggested
-
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if result.get("diverged") or not self._suggested_here(trial_id):
+        if result.get("diverged") or trial_id not in self._suggested:
             return
         super().on_trial_result(trial_id, {**result, "training_iteration": result["epoch"]})
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if not self._suggested_here(trial_id):
+        if trial_id not in self._suggested:
             return
         if error or (result or {}).get("diverged"):
             super().on_trial_complete(trial_id, result=None, error=True)
