@@ -33,7 +33,12 @@ def _spec(tmp_path, text=SYNTHETIC_SPEC):
 
 
 def test_train_prints_epochs_and_final_metrics_and_writes_json(tmp_path):
-    result = tuner("train", _spec(tmp_path), "--set", "eval_every=1", "--output", tmp_path / "out.json")
+    previous = os.umask(0o022)  # the command inherits it: its JSON must be as readable as any new file
+    try:
+        result = tuner("train", _spec(tmp_path), "--set", "eval_every=1", "--output", tmp_path / "out.json")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "out.json").stat().st_mode & 0o777 == 0o644
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split()[:4] == ["epoch", "loss", "train", "s"]

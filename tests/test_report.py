@@ -170,3 +170,14 @@ def test_records_that_cannot_be_read_are_named_in_the_report(experiment):
         out = write_report(experiment)
     assert "**Records that could not be read**" in (Path(out) / "report.md").read_text()
     assert str(damaged) in (Path(out) / "report.md").read_text()
+
+
+def test_report_files_follow_the_umask(experiment):
+    previous = os.umask(0o027)
+    try:
+        out = write_report(experiment)
+    finally:
+        os.umask(previous)
+    files = [p for p in Path(out).rglob("*") if p.is_file()]
+    assert {p.suffix for p in files} >= {".md", ".html", ".csv", ".png"}
+    assert {oct(p.stat().st_mode & 0o777) for p in files} == {oct(0o640)}

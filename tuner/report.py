@@ -11,7 +11,6 @@ import html
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,8 +92,8 @@ def write_report(experiment_dir: str, out_dir: str | None = None) -> Path:
         )
     sections.append(_reproducibility(spec, records, experiment_dir))
     _write_tables(sections, out)
-    _atomic_write(out / "report.md", _markdown(spec, sections))
-    _atomic_write(out / "report.html", _html(spec, sections, out))
+    _write(out / "report.md", _markdown(spec, sections))
+    _write(out / "report.html", _html(spec, sections, out))
     if not has_results:
         raise NoResultsError(f"{experiment_dir}: no trial of {spec.name} produced results (report written to {out})")
     return out
@@ -226,7 +225,7 @@ def _write_tables(sections: list[Section], out: Path) -> None:
     for section in sections:
         for block in section.blocks:
             if block[0] == "table":
-                _atomic_write(out / "tables" / f"{block[1]}.csv", block[2].to_csv(index=False, lineterminator="\n"))
+                _write(out / "tables" / f"{block[1]}.csv", block[2].to_csv(index=False, lineterminator="\n"))
 
 
 def _markdown(spec: ExperimentSpec, sections: list[Section]) -> str:
@@ -288,10 +287,8 @@ def _inline(text: str) -> str:
     return re.sub(r"\*([^*]+)\*", r"<i>\1</i>", escaped)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
-        tmp.write(text)
-    os.replace(tmp.name, path)
+def _write(path: Path, text: str) -> None:
+    storage.write_text(str(path), text)  # atomic, and as readable as any new file (the umask decides)
 
 
 def _duration(seconds: float) -> str:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
 
+from tuner import storage
 from tuner.data import SplitData, prepare
 from tuner.metrics import Evaluator, popularity_scores
 from tuner.models import build_model
@@ -63,7 +62,4 @@ def write_outcome_json(outcome: TrainOutcome, path: Path) -> None:
         "most_popular": outcome.most_popular,
         "epochs": [asdict(r) for r in outcome.epochs],
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".json", delete=False) as tmp:
-        json.dump(payload, tmp, indent=2)
-    os.replace(tmp.name, path)
+    storage.write_text(str(path), json.dumps(payload, indent=2))  # atomic; the umask decides who may read it

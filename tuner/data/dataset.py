@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -161,8 +161,9 @@ def _write_cache(path: Path, data: SplitData) -> None:
     meta = {"num_users": data.num_users, "num_items": data.num_items, "counts": data.counts}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as tmp:
-            np.savez(tmp, train=data.train, val=data.val, test=data.test, meta=np.array(json.dumps(meta)))
-        os.replace(tmp.name, path)
+        partial = path.parent / f".{path.name}.{uuid.uuid4().hex}.part"  # open() leaves its mode to the umask
+        with open(partial, "wb") as out:
+            np.savez(out, train=data.train, val=data.val, test=data.test, meta=np.array(json.dumps(meta)))
+        os.replace(partial, path)
     except OSError:
         pass

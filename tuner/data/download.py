@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 import urllib.request
+import uuid
 import zipfile
 from pathlib import Path
 
@@ -71,19 +72,18 @@ def ensure_files(source: DatasetSource, folder: Path, *, allow_download: bool | 
 
 def _download(url: str, target: Path) -> None:
     """Stream `url` to `target` with a progress bar; the file appears only when complete."""
-    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
-        total = int(response.headers.get("Content-Length") or 0) or None
-        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as tmp:
-            try:
-                with tqdm(total=total, unit="B", unit_scale=True, desc=target.name) as progress:
-                    while chunk := response.read(1 << 20):
-                        tmp.write(chunk)
-                        progress.update(len(chunk))
-                tmp.close()
-                os.replace(tmp.name, target)
-            except BaseException:
-                os.unlink(tmp.name)
-                raise
+    partial = target.parent / f".{target.name}.{uuid.uuid4().hex}.part"  # open() leaves its mode to the umask
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, open(partial, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=target.name) as progress:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+                    progress.update(len(chunk))
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def _download_archive(url: str, folder: Path, wanted: list[str]) -> None:
