@@ -90,3 +90,9 @@ def test_model_arguments_are_plain_and_typed():
 def test_unknown_model_names_the_choices():
     with pytest.raises(SpecError, match="model: unknown model 'bert4rec'; expected one of mf, lightgcn, ngcf, gat"):
         build_model("bert4rec", 1, 1, _train())
+
+
+def test_the_vocabulary_names_each_models_hyperparameters():
+    from tuner.vocabulary import MODEL_HYPERPARAMETERS
+
+    assert {name: tuple(model_arguments(name)) for name in MODELS} == MODEL_HYPERPARAMETERS

@@ -132,7 +132,7 @@ def test_bad_search_spaces(tmp_path, params, expected):
         ("  embedding_dim: {type: categorical, choices: [8.5, abc]}", "params.embedding_dim.choices[0]: 8.5 is not a valid"),
         ("  embedding_dim: {type: categorical, choices: [8, abc]}", "params.embedding_dim.choices[1]: 'abc' is not a valid"),
         ("  embedding_dim: {type: float, low: 8, high: 64}", "params.embedding_dim.type: embedding_dim takes whole numbers"),
-        ("  dropout: {type: float, low: 0.1, high: 1.5}", "params.dropout.high: 1.5 is not a valid dropout (Input should be less than 1)"),
+        ("  weight_decay: {type: float, low: -0.1, high: 0.1}", "params.weight_decay.low: -0.1 is not a valid weight_decay"),
         ("  num_layers: {type: int, low: 1, high: 100}", "params.num_layers.high: 100 is not a valid num_layers"),
         ("  lr: {type: float, low: 0.01, high: 0.01}", "params.lr: low and high are both 0.01; set fixed.lr instead"),
     ],
@@ -140,6 +140,11 @@ def test_bad_search_spaces(tmp_path, params, expected):
 def test_every_value_a_search_can_draw_is_checked_before_anything_runs(tmp_path, params, expected):
     message = _error(tmp_path, TUNING + params + "\n")
     assert expected in message and "\n" not in message
+
+
+def test_dropout_is_checked_against_its_bounds(tmp_path):
+    text = TUNING.replace("model: lightgcn", "model: ngcf") + "  dropout: {type: float, low: 0.1, high: 1.5}\n"
+    assert "params.dropout.high: 1.5 is not a valid dropout (Input should be less than 1)" in _error(tmp_path, text)
 
 
 def test_gat_searches_at_least_one_layer(tmp_path):
@@ -176,3 +181,18 @@ def test_json_schema_lists_every_section():
 
     schema = ExperimentSpec.model_json_schema()
     assert {"name", "model", "dataset", "fixed", "params", "search", "scheduler", "resources", "failure", "storage"} <= set(schema["properties"])
+
+
+def test_fixing_a_searched_value_wins_for_a_single_training_run(tmp_path):
+    text = TUNING + "  embedding_dim: {type: categorical, choices: [32, 64]}\n  lr: {type: float, low: 0.001, high: 0.1}\n"
+    assert "is also set in fixed" in _error(tmp_path, text, ["embedding_dim=16"])  # tuning: either searched or fixed
+    path = tmp_path / "spec.yaml"
+    spec = load_spec(path, ["embedding_dim=16"], fixing_wins=True)  # tuner train
+    assert spec.fixed.embedding_dim == 16 and list(spec.params) == ["lr"]
+
+
+def test_searching_what_the_model_does_not_use_is_an_error(tmp_path):
+    text = MINIMAL.replace("lightgcn", "mf") + "params:\n  num_layers: {type: int, low: 1, high: 3}\n"
+    assert "params.num_layers: mf does not use num_layers (its own hyperparameters: embedding_dim)" in _error(tmp_path, text)
+    text = MINIMAL + "params:\n  dropout: {type: float, low: 0.0, high: 0.5}\n"
+    assert "params.dropout: lightgcn does not use dropout" in _error(tmp_path, text)

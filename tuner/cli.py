@@ -88,7 +88,7 @@ def train(
         raise SpecError(f"--device: cuda asked for, but this torch ({torch.__version__}) sees no CUDA device; use auto or cpu")
     if threads is not None and threads < 1:
         raise SpecError(f"--threads: expected a number of threads >= 1, got {threads}")
-    experiment = load_spec(spec, overrides)
+    experiment = load_spec(spec, overrides, fixing_wins=True)
     if experiment.params:
         typer.echo(f"note: {', '.join(experiment.params)} are searched by this spec; `tuner train` uses their "
                    "defaults (set them with --set, or train `tuner best`'s output)", err=True)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tuner.data.config import DatasetSpec
 from tuner.errors import SpecError
 from tuner.hyperparameters import Hyperparameters
-from tuner.vocabulary import METRICS, MODEL_NAMES, SPLITS
+from tuner.vocabulary import METRICS, MODEL_HYPERPARAMETERS, MODEL_NAMES, SPLITS
 from tuner.yaml_loader import parse_yaml, read_yaml_file
 
 _NOT_SEARCHABLE = {"k", "eval_every", "eval_batch_size", "epochs"}
@@ -180,6 +180,12 @@ class ExperimentSpec(_Frozen):
                 raise ValueError(f"params.{name}: not a searchable hyperparameter; expected one of {searchable}")
             if name in self.fixed.model_fields_set:
                 raise ValueError(f"params.{name}: is also set in fixed; a value is either searched or fixed")
+            model_only = {n for names in MODEL_HYPERPARAMETERS.values() for n in names}
+            if name in model_only and name not in MODEL_HYPERPARAMETERS[self.model]:
+                raise ValueError(
+                    f"params.{name}: {self.model} does not use {name} (its own hyperparameters: "
+                    f"{', '.join(MODEL_HYPERPARAMETERS[self.model])}); searching it would only spend trials"
+                )
             _check_drawable_values(name, param)
             if self.model == "gat" and name == "num_layers" and param.smallest() < 1:
                 raise ValueError("params.num_layers: gat needs at least one layer")
@@ -255,7 +261,9 @@ def _takes_whole_numbers(name: str) -> bool:
     return annotation is int or (int in get_args(annotation) and float not in get_args(annotation))
 
 
-def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentSpec:
+def load_spec(path: str | Path, overrides: Sequence[str] = (), fixing_wins: bool = False) -> ExperimentSpec:
+    """`fixing_wins` (`tuner train`, which trains one configuration): an override that fixes a searched
+    hyperparameter takes it out of `params` rather than being an error."""
     path = Path(path)
     raw = read_yaml_file(path)
     if raw is None:
@@ -263,7 +271,9 @@ def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentSpec
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
     for override in overrides:
-        apply_override(raw, override)
+        parts = apply_override(raw, override)
+        if fixing_wins and len(parts) == 2 and parts[0] == "fixed" and isinstance(raw.get("params"), dict):
+            raw["params"].pop(parts[1], None)
     return validate_spec(raw, str(path))
 
 
@@ -286,8 +296,9 @@ def format_errors(exc: ValidationError) -> list[str]:
     return lines
 
 
-def apply_override(raw: dict, override: str) -> None:
-    """`key.path=value` (value parsed as YAML) into the raw spec; a bare hyperparameter name means fixed.<name>."""
+def apply_override(raw: dict, override: str) -> list[str]:
+    """`key.path=value` (value parsed as YAML) into the raw spec; a bare hyperparameter name means fixed.<name>.
+    Returns the path that was set."""
     key, sep, text = override.partition("=")
     if not sep or not key:
         raise SpecError(f"--set {override!r}: expected key=value, e.g. fixed.lr=0.01")
@@ -301,3 +312,4 @@ def apply_override(raw: dict, override: str) -> None:
             raise SpecError(f"--set {key}: {part} is not a mapping")
         target = node
     target[parts[-1]] = parse_yaml(text, f"--set {key}")
+    return parts
