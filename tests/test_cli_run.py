@@ -146,3 +146,20 @@ def test_a_moved_unfinished_experiment_is_refused_before_anything_runs(tmp_path)
     (directory / "provenance.json").write_text(json.dumps({"started_at": str(tmp_path / "old-home" / "abl")}))
     with pytest.raises(SpecError, match=r"was started at .*old-home/abl.*move it back to resume it"):
         run_experiment(spec)
+
+
+def test_the_summary_prints_null_and_whole_epochs():
+    from types import SimpleNamespace
+
+    from tuner.render import run_summary_text
+    from tuner.spec import validate_spec
+
+    spec = validate_spec({"name": "e", "model": "mf", "metric": "val/recall@10", "fixed": {"k": [10]},
+                          "params": {"samples_per_user": {"type": "categorical", "choices": [None, 100]}}}, "test")
+    best = {"trial_id": "t1", "stop_reason": "finished", "val/recall@10": 0.3, "best_epoch": 3.0, "epochs_run": 3.0,
+            "param_samples_per_user": float("nan"), **{f"test/{m}@10": 0.1 for m in ("precision", "recall", "ndcg", "hit")}}
+    summary = SimpleNamespace(spec=spec, trials=pd.DataFrame([best]), counts=dict.fromkeys(
+        ["finished", "early_stopped", "failed", "diverged", "running"], 0) | {"finished": 1}, expected_trials=1,
+        experiment_dir="x", study_path=None, interrupted=False, errors={})
+    text = run_summary_text(summary)
+    assert "at epoch 3 of 3" in text and "config: samples_per_user=null" in text

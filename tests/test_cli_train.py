@@ -94,6 +94,7 @@ def test_datasets_lists_every_dataset_and_its_files(tmp_path):
     assert result.returncode == 0
     rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
     assert "present" in rows["movielens-1m"] and "missing" in rows["movielens-100k"]
+    assert "from https://files.grouplens.org/datasets/movielens/ml-100k.zip\n" in result.stdout  # whole, not cut
     assert set(rows) >= {"gowalla", "yelp2018", "amazon-book", "lightgcn-format", "synthetic"}
 
 

@@ -187,3 +187,20 @@ def test_wrong_token_is_a_one_line_authentication_error(cluster, tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "auth" in lines[0].lower(), result.stderr
     assert "0" * 64 not in result.stderr
+
+
+def test_an_unreachable_cluster_is_one_line_and_not_bad_input():
+    env = {**os.environ, "TUNER_OFFLINE": "1"}
+    env.pop("RAY_ADDRESS", None)
+    result = _tuner("jobs", "list", "--address", f"http://127.0.0.1:{_free_port()}", env=env)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+
+
+def test_submit_takes_runs_options(tmp_path):
+    from tuner.cli import _run_overrides
+
+    spec = _spec(tmp_path, "opts")
+    assert _run_overrides(spec, "other", None, 5, 2, False, ["fixed.lr=0.1"]) == [
+        "name=other", "search.num_samples=5", "search.max_concurrent=2", "fixed.lr=0.1"]
+    smoke = _run_overrides(spec, None, None, None, None, True, [])
+    assert "fixed.epochs=2" in smoke and smoke[-1] == "name=opts-smoke"

@@ -116,22 +116,43 @@ SMOKE_OVERRIDES = [
     "scheduler.grace_period=1",
     "scheduler.max_epochs=null",
 ]
+NameOption = typer.Option(None, help="Experiment name (default: the spec's name).")
+NumSamplesOption = typer.Option(None, help="Number of trials.")
+MaxConcurrentOption = typer.Option(None, help="Trials running at once (default: the spec's search.max_concurrent, auto: what the machine runs at once).")
+SmokeOption = typer.Option(False, "--smoke", help="2 trials x 2 epochs, as <name>-smoke: a quick end-to-end check.")
+
+
+def _run_overrides(spec: Path, name, storage, num_samples, max_concurrent, smoke: bool, overrides: list[str]) -> list[str]:
+    """The --set overrides that `tuner run`'s own options stand for (shared by run and submit)."""
+    from tuner.spec import load_spec
+
+    options = [
+        *(SMOKE_OVERRIDES if smoke else []),
+        *([f"name={name}"] if name else []),
+        *([f"storage={storage}"] if storage else []),
+        *([f"search.num_samples={num_samples}"] if num_samples is not None else []),
+        *([f"search.max_concurrent={max_concurrent}"] if max_concurrent is not None else []),
+        *overrides,
+    ]
+    if smoke:
+        options.append(f"name={load_spec(spec, options).name}-smoke")
+    return options
 
 
 @app.command()
 @_handle_errors
 def run(
     spec: Path = typer.Argument(..., help="Search-space YAML."),
-    name: Optional[str] = typer.Option(None, help="Experiment name (default: the spec's name)."),
+    name: Optional[str] = NameOption,
     storage: Optional[str] = typer.Option(None, help="Where experiments are written (default: the spec's storage, ./runs)."),
-    num_samples: Optional[int] = typer.Option(None, help="Number of trials."),
-    max_concurrent: Optional[int] = typer.Option(None, help="Trials running at once (default: the spec's search.max_concurrent, auto: what the machine runs at once)."),
+    num_samples: Optional[int] = NumSamplesOption,
+    max_concurrent: Optional[int] = MaxConcurrentOption,
     overrides: List[str] = SetOption,
     data_dir: Optional[Path] = DataDirOption,
     fresh: bool = typer.Option(False, "--fresh", help="Delete an existing experiment of this name and start over."),
     resume_errored: bool = typer.Option(False, "--resume-errored", help="On resume, retry errored trials from their checkpoints."),
     restart_errored: bool = typer.Option(False, "--restart-errored", help="On resume, restart errored trials from scratch."),
-    smoke: bool = typer.Option(False, "--smoke", help="2 trials x 2 epochs, as <name>-smoke: a quick end-to-end check."),
+    smoke: bool = SmokeOption,
 ) -> None:
     """Tune the spec's search space with Ray Tune + Optuna (resumes an existing experiment of the same name)."""
     from tuner import ray_session, timeline
@@ -145,17 +166,8 @@ def run(
 
     if sum([fresh, resume_errored, restart_errored]) > 1:
         raise SpecError("--fresh, --resume-errored, --restart-errored: use at most one of them")
-    options = [
-        *(SMOKE_OVERRIDES if smoke else []),
-        *([f"name={name}"] if name else []),
-        *([f"storage={storage}"] if storage else []),
-        *([f"search.num_samples={num_samples}"] if num_samples is not None else []),
-        *([f"search.max_concurrent={max_concurrent}"] if max_concurrent is not None else []),
-        *overrides,
-    ]
+    options = _run_overrides(spec, name, storage, num_samples, max_concurrent, smoke, overrides)
     experiment = load_spec(spec, options)
-    if smoke:
-        experiment = experiment.model_copy(update={"name": f"{experiment.name}-smoke"})
     summary = run_experiment(experiment, data_dir, fresh, resume_errored, restart_errored)
     typer.echo(run_summary_text(summary))
     ray_session.wait_stopped()
@@ -260,6 +272,10 @@ def submit(
     address: str = AddressOption,
     storage: Optional[str] = typer.Option(None, help="Storage every node sees: shared path or URI (s3://, gs://)."),
     submission_id: Optional[str] = typer.Option(None, "--submission-id", help="Job id to use (must be new)."),
+    name: Optional[str] = NameOption,
+    num_samples: Optional[int] = NumSamplesOption,
+    max_concurrent: Optional[int] = MaxConcurrentOption,
+    smoke: bool = SmokeOption,
     overrides: List[str] = SetOption,
     wait: bool = typer.Option(False, "--wait", help="Stream the job's logs and exit with its exit code."),
     allow_insecure: bool = InsecureOption,
@@ -267,7 +283,8 @@ def submit(
     """Submit `tuner run SPEC` to a Ray cluster as a job (the package and the spec are its working dir)."""
     from tuner import cluster
 
-    job_id = cluster.submit(spec, address, storage, submission_id, overrides, allow_insecure=allow_insecure)
+    options = _run_overrides(spec, name, None, num_samples, max_concurrent, smoke, overrides)
+    job_id = cluster.submit(spec, address, storage, submission_id, options, allow_insecure=allow_insecure)
     typer.echo(job_id)
     if wait:
         jobs = cluster.client(address, allow_insecure)
@@ -346,8 +363,10 @@ def datasets(data_dir: Optional[Path] = DataDirOption) -> None:
         else:
             folder = dataset_folder(source, root, None)
             missing = missing_files(source, folder)
-            state = "present" if not missing else f"missing ({source.download_url})"
-        typer.echo(f"  {source.name:<24} {state:<14.14} {source.description}")
+            state = "present" if not missing else "missing"
+        typer.echo(f"  {source.name:<24} {state:<13} {source.description}")
+        if source.folder is not None and state == "missing":
+            typer.echo(f"  {'':<24} {'':<13} downloaded on first use from {source.download_url}")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -30,7 +30,9 @@ SPEC_IN_JOB = "spec.yaml"
 
 
 class ClusterError(TunerError):
-    """The cluster could not be reached, refused us, or a job operation failed."""
+    """The cluster could not be reached, refused us, or a job operation failed: not bad input (exit 1)."""
+
+    exit_code = 1
 
 
 def is_loopback(host: str | None) -> bool:
@@ -75,7 +77,10 @@ def client(address: str, allow_insecure: bool = False):
     try:
         return JobSubmissionClient(address)
     except Exception as exc:  # connection refused, authentication, version mismatch: all one line
-        raise ClusterError(f"{address}: {_one_line(exc)}") from None
+        message = _one_line(exc)
+        if any(word in message.lower() for word in ("auth", "401", "403", "token")):
+            raise SpecError(f"{address}: {message}") from None  # the caller's credentials: bad input (exit 2)
+        raise ClusterError(f"{address}: {message}") from None  # unreachable or failing: try again later (exit 1)
 
 
 def stage_job(spec_path: Path, folder: Path) -> None:

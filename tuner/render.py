@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shlex
 from typing import TYPE_CHECKING
 
@@ -68,8 +69,8 @@ def run_summary_text(summary) -> str:
         test = "  ".join(f"{m}@{k} {best[f'test/{m}@{k}']:.4f}" for m in METRICS)
         params = ", ".join(f"{name}={_plain(best[f'param_{name}'])}" for name in spec.searched()) or "(fixed)"
         lines += [
-            f"best trial {best['trial_id']}: {spec.metric} {best[spec.metric]:.4f} at epoch {best['best_epoch']} "
-            f"of {best['epochs_run']}",
+            f"best trial {best['trial_id']}: {spec.metric} {best[spec.metric]:.4f} at epoch {int(best['best_epoch'])} "
+            f"of {int(best['epochs_run'])}",
             f"  test at that epoch: {test}",
             f"  config: {params}",
         ]
@@ -99,5 +100,5 @@ def run_summary_text(summary) -> str:
 
 def _plain(value):
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return "null" if math.isnan(value) else f"{value:.4g}"  # a null samples_per_user is NaN in a float column
     return value
