@@ -181,3 +181,21 @@ def test_report_files_follow_the_umask(experiment):
     files = [p for p in Path(out).rglob("*") if p.is_file()]
     assert {p.suffix for p in files} >= {".md", ".html", ".csv", ".png"}
     assert {oct(p.stat().st_mode & 0o777) for p in files} == {oct(0o640)}
+
+
+def test_a_tuning_report_shows_the_baselines(tmp_path):
+    from tuner.experiment import save_spec
+    from tuner.spec import validate_spec
+
+    directory = tmp_path / "runs" / "tune"
+    spec = validate_spec({"name": "tune", "model": "lightgcn", "dataset": {"name": "synthetic"},
+                          "metric": f"val/recall@{K}", "fixed": {"k": [K], "epochs": 2, "eval_every": 1},
+                          "params": {"lr": {"type": "float", "low": 0.001, "high": 0.1, "log": True}},
+                          "baselines": ["mostpop"], "storage": str(tmp_path / "runs")}, "test")
+    save_spec(str(directory), spec)
+    for trial_id, lr in (("a", 0.01), ("b", 0.02)):
+        write_trial(str(directory), trial_id, Hyperparameters(lr=lr, k=[K]), [{f"val/recall@{K}": lr}] * 2)
+    write_baselines(str(directory), {f"test/precision@{K}": 0.0731})
+    out = write_report(str(directory))
+    assert "Baselines on the same split" in (out / "report.md").read_text()
+    assert pd.read_csv(out / "tables" / "baselines.csv")[f"test/precision@{K}"].tolist() == [0.0731]

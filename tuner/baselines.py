@@ -13,10 +13,15 @@ import pandas as pd
 
 from tuner import storage
 from tuner.data import SplitData
+from tuner.hyperparameters import Hyperparameters
 from tuner.spec import ExperimentSpec
 
 BASELINES_FILE = "baselines.parquet"
 MF_RANK = 8
+# The MF baseline's own training, whatever the experiment trains with (an ablation's lr, epochs or weight decay
+# could leave it below MostPop): one triple per training edge, 50 epochs, selected on validation every 5.
+MF_TRAINING = {"embedding_dim": MF_RANK, "lr": 0.005, "weight_decay": 1e-4, "regularization": "embedding_l2",
+               "samples_per_user": None, "batch_size": 1024, "epochs": 50, "eval_every": 5}
 
 
 def needed(spec: ExperimentSpec, directory: str) -> list[tuple[str, int | None]]:
@@ -30,7 +35,8 @@ def needed(spec: ExperimentSpec, directory: str) -> list[tuple[str, int | None]]
 
 
 def compute(spec: ExperimentSpec, data: SplitData, baseline: str, seed: int | None) -> dict:
-    """One baseline row: MostPop's metrics, or a rank-8 MF's at its best-validation epoch."""
+    """One baseline row: MostPop's metrics, or a rank-8 MF's (trained with MF_TRAINING) at its best-validation
+    epoch."""
     import torch
 
     from tuner.metrics import Evaluator, popularity_scores
@@ -40,7 +46,7 @@ def compute(spec: ExperimentSpec, data: SplitData, baseline: str, seed: int | No
     if baseline == "mostpop":
         metrics = Evaluator(data, spec.fixed.k).evaluate(popularity_scores(data))
         return {"baseline": "mostpop", "seed": None, "epoch": None, **metrics}
-    hp = spec.fixed.model_copy(update={"embedding_dim": MF_RANK, "seed": seed})
+    hp = Hyperparameters(**MF_TRAINING, seed=seed, k=spec.fixed.k)
     torch.manual_seed(seed)
     model = build_model("mf", data.num_users, data.num_items, torch.tensor(data.train), **hp.model_dump())
     best = best_epoch(list(Trainer(model, data, hp).run()), spec.metric, spec.mode)

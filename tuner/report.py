@@ -83,7 +83,7 @@ def write_report(experiment_dir: str, out_dir: str | None = None) -> Path:
             for factor in spec.ablated():
                 sections.append(_ablation(spec, factor, records, trials, experiment_dir, out))
         else:
-            sections.append(_tuning(spec, records, trials, out))
+            sections.append(_tuning(spec, records, trials, out, load_baselines(experiment_dir)))
     else:
         sections[0].text(
             f"**No trial produced results**: {counts['failed']} failed, {counts['diverged']} diverged, "
@@ -163,7 +163,7 @@ def _ablation(spec, factor, records, trials, experiment_dir, out) -> Section:
     return section
 
 
-def _tuning(spec, records, trials, out) -> Section:
+def _tuning(spec, records, trials, out, baselines: pd.DataFrame) -> Section:
     k = metric_k(spec.metric)
     section = Section("Tuning")
     searched = list(spec.searched())
@@ -180,6 +180,15 @@ def _tuning(spec, records, trials, out) -> Section:
     section.table("best_trials", shown)
     section.text("Best trials: finished trials first (ranked by validation), then early-stopped ones, which are "
                  "never ranked as if they had finished. Test metrics at each trial's best-validation epoch.")
+    if not baselines.empty:
+        section.table("baselines", pd.DataFrame({
+            "baseline": baselines["baseline"],
+            "seed": baselines["seed"].map(lambda s: "-" if pd.isna(s) else str(int(s))),
+            spec.metric: baselines[spec.metric].map(_f),
+            **{f"test/{m}@{k}": baselines[f"test/{m}@{k}"].map(_f) for m in ("precision", "recall", "ndcg")},
+        }))
+        section.text("Baselines on the same split (MF at its best-validation epoch): a trial that does not beat them "
+                     "has learnt nothing the popularity of items does not already say.")
     importances = parameter_importances(spec, records, trials)
     if not importances.empty:
         section.table("importances", importances.assign(importance=importances["importance"].map(_f)))
