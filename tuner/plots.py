@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -44,14 +48,14 @@ def ablation_curves(records: pd.DataFrame, trials: pd.DataFrame, factor: str, me
     """Validation metric and training loss against the epoch, one line per value (mean over seeds)."""
     labelled = records.merge(trials[["trial_id", "value"]], on="trial_id")
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for value, group in labelled.groupby("value", sort=False):
+    groups = sorted(labelled.groupby("value", sort=False), key=lambda item: _numeric_first(item[0]))
+    for value, group in groups:  # the legend in the values' order: 20, 100, 200, 500
         evaluated = group[group["evaluated"]].groupby("epoch")[metric].mean()
         axes[0].plot(evaluated.index, evaluated.values, marker=".", label=f"{factor}={value}")
         loss = group.groupby("epoch")["loss"].mean()
         axes[1].plot(loss.index, loss.values, label=f"{factor}={value}")
     axes[0].set_ylabel(metric)
     axes[1].set_ylabel("training loss")
-    axes[1].set_yscale("log")
     for axis in axes:
         axis.set_xlabel("epoch")
         axis.grid(alpha=0.3)
@@ -60,50 +64,47 @@ def ablation_curves(records: pd.DataFrame, trials: pd.DataFrame, factor: str, me
     _save(figure, path)
 
 
-def optimisation_history(trials: pd.DataFrame, metric: str, mode: str, path) -> None:
-    ordered = trials.sort_values(["trial_started", "trial_id"]) if "trial_started" in trials else trials.sort_values("trial_id")
-    values = ordered[metric].to_numpy(dtype=float)
-    best = np.fmax.accumulate(values) if mode == "max" else np.fmin.accumulate(values)
-    colours = ordered["stop_reason"].map({"finished": "tab:blue", "early_stopped": "tab:orange"}).fillna("tab:red")
-    figure, axis = plt.subplots(figsize=(7, 3.8))
-    axis.scatter(np.arange(len(values)), values, c=list(colours), s=18, label="trial (blue finished, orange early-stopped)")
-    axis.step(np.arange(len(values)), best, where="post", color="black", label="best so far")
-    axis.set_xlabel("trial (in start order)")
-    axis.set_ylabel(f"best {metric}")
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=7)
-    _save(figure, path)
+def _numeric_first(value) -> tuple:
+    try:
+        return (0, float(value), "")
+    except (TypeError, ValueError):
+        return (1, 0.0, str(value))
 
 
-def parallel_coordinates(trials: pd.DataFrame, parameters: list[str], metric: str, path) -> None:
-    """One line per trial across the searched parameters (each scaled to [0, 1]), coloured by the metric."""
-    columns = []
-    for name in parameters:
-        raw = trials[f"param_{name}"]
-        numeric = pd.to_numeric(raw, errors="coerce")
-        if numeric.notna().all():
-            positive = (numeric > 0).all() and numeric.max() / max(numeric.min(), 1e-300) > 50
-            scaled = np.log(numeric) if positive else numeric
-        else:
-            scaled = raw.astype(str).astype("category").cat.codes.astype(float)
-        span = scaled.max() - scaled.min()
-        columns.append((scaled - scaled.min()) / span if span else scaled * 0 + 0.5)
-    values = trials[metric].to_numpy(dtype=float)
-    finite = np.isfinite(values)
-    low, high = (values[finite].min(), values[finite].max()) if finite.any() else (0.0, 1.0)
-    colour = plt.get_cmap("viridis")
-    figure, axis = plt.subplots(figsize=(8, 3.8))
-    x = np.arange(len(parameters) + 1)
-    for i in range(len(trials)):
-        if not finite[i]:
-            continue
-        level = (values[i] - low) / (high - low) if high > low else 0.5
-        ys = [c.iloc[i] for c in columns] + [level]
-        axis.plot(x, ys, color=colour(level), alpha=0.7)
-    axis.set_xticks(x, parameters + [metric], rotation=20)
-    axis.set_yticks([])
-    axis.set_title("parallel coordinates (each axis scaled to its range; log for wide positive ranges)")
-    _save(figure, path)
+def study_plots(study, parameters: list[str], importances: list[str], folder) -> list[tuple[str, str]]:
+    """Optuna's own plots (optuna.visualization.matplotlib) of the experiment's study, as (file, caption) pairs:
+    optimisation history, parameter importances, parallel coordinates, slices, and a contour of the two most
+    important parameters. A plot Optuna cannot draw for this study (too few complete trials) is left out."""
+    import optuna
+    from optuna.visualization import matplotlib as optuna_plots
+
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+    wanted = [
+        ("history.png", "optimisation history (complete trials; early-stopped ones are pruned)",
+         lambda: optuna_plots.plot_optimization_history(study)),
+        ("importances.png", "parameter importances (Optuna fANOVA on the finished trials)",
+         lambda: optuna_plots.plot_param_importances(study, evaluator=evaluator, params=importances or None)),
+        ("parallel.png", "parallel coordinates of the searched parameters, coloured by the objective",
+         lambda: optuna_plots.plot_parallel_coordinate(study, params=parameters)),
+        ("slice.png", "the objective against each searched parameter",
+         lambda: optuna_plots.plot_slice(study, params=parameters)),
+    ]
+    if len(importances) >= 2:
+        wanted.append(("contour.png", f"contour of the two most important parameters ({importances[0]}, {importances[1]})",
+                       lambda: optuna_plots.plot_contour(study, params=importances[:2])))
+    made = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        for file, caption, draw in wanted:
+            if len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) < 2 and file != "history.png":
+                continue
+            figure = np.atleast_1d(draw()).flat[0].figure
+            for axis in figure.axes:  # log axes label their minor ticks too, and those collide
+                if axis.get_xscale() == "log":
+                    axis.xaxis.set_minor_formatter(NullFormatter())
+            _save(figure, Path(folder) / file)
+            made.append((file, caption))
+    return made
 
 
 def learning_curves(records: pd.DataFrame, trial_ids: list[str], metric: str, path) -> None:
@@ -115,11 +116,4 @@ def learning_curves(records: pd.DataFrame, trial_ids: list[str], metric: str, pa
     axis.set_ylabel(metric)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7, title="top trials")
-    _save(figure, path)
-
-
-def importances(table: pd.DataFrame, path) -> None:
-    figure, axis = plt.subplots(figsize=(6, 0.5 + 0.4 * len(table)))
-    axis.barh(table["parameter"][::-1], table["importance"][::-1])
-    axis.set_xlabel("fANOVA importance")
     _save(figure, path)

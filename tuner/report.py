@@ -22,6 +22,7 @@ from tuner.baselines import load_baselines
 from tuner.errors import TunerError
 from tuner.experiment import load_saved_spec, trial_errors
 from tuner.spec import ExperimentSpec
+from tuner.study_export import build_study
 from tuner.summarize import (
     format_value,
     ABLATION_COLUMNS,
@@ -192,15 +193,11 @@ def _tuning(spec, records, trials, out, baselines: pd.DataFrame) -> Section:
     importances = parameter_importances(spec, records, trials)
     if not importances.empty:
         section.table("importances", importances.assign(importance=importances["importance"].map(_f)))
-        plots.importances(importances, out / "plots" / "importances.png")
-        section.image("plots/importances.png", "parameter importances (Optuna fANOVA on the finished trials)")
     else:
         section.text("Parameter importances need at least two finished trials with varying parameters.")
-    plots.optimisation_history(trials[trials[spec.metric].notna()], spec.metric, spec.mode, out / "plots" / "history.png")
-    section.image("plots/history.png", "optimisation history")
-    if searched:
-        plots.parallel_coordinates(trials[trials[spec.metric].notna()], searched, spec.metric, out / "plots" / "parallel.png")
-        section.image("plots/parallel.png", "parallel coordinates of the searched parameters")
+    study = build_study(spec, records, trials)
+    for file, caption in plots.study_plots(study, searched, list(importances["parameter"]), out / "plots"):
+        section.image(f"plots/{file}", caption)
     plots.learning_curves(records, list(top["trial_id"].head(5)), spec.metric, out / "plots" / "learning_curves.png")
     section.image("plots/learning_curves.png", f"{spec.metric} per epoch of the top trials")
     return section

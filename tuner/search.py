@@ -19,7 +19,8 @@ from tuner.data import SplitData
 from tuner.errors import SpecError
 from tuner.records import RecordWriter
 from tuner.resources import Plan
-from tuner.spec import ExperimentSpec, ParamSpec
+from tuner.spec import ExperimentSpec
+from tuner.study_export import optuna_distribution
 from tuner.trainable import train_trial
 
 
@@ -87,14 +88,6 @@ class RecordStopReasons(tune.Callback):
             RecordWriter(self.experiment_dir, trial_id, self.ks).end(stop_reason)
         except (OSError, ValueError) as exc:  # never fail the trial over this: run_command.settle ends it later
             warnings.warn(f"trial {trial_id}: its records could not be ended now ({exc}); the run's end will do it")
-
-
-def optuna_distribution(param: ParamSpec) -> optuna.distributions.BaseDistribution:
-    if param.type == "categorical":
-        return optuna.distributions.CategoricalDistribution(param.choices)
-    if param.type == "int":
-        return optuna.distributions.IntDistribution(int(param.low), int(param.high), log=param.log, step=int(param.step or 1))
-    return optuna.distributions.FloatDistribution(param.low, param.high, log=param.log, step=param.step)
 
 
 def optuna_sampler(spec: ExperimentSpec) -> optuna.samplers.BaseSampler:

@@ -15,7 +15,7 @@ import optuna
 import pandas as pd
 
 from tuner import storage
-from tuner.spec import ExperimentSpec
+from tuner.spec import ExperimentSpec, ParamSpec
 
 _STATES = {
     "finished": optuna.trial.TrialState.COMPLETE,
@@ -23,6 +23,14 @@ _STATES = {
     "failed": optuna.trial.TrialState.FAIL,
     "diverged": optuna.trial.TrialState.FAIL,
 }
+
+
+def optuna_distribution(param: ParamSpec) -> optuna.distributions.BaseDistribution:
+    if param.type == "categorical":
+        return optuna.distributions.CategoricalDistribution(param.choices)
+    if param.type == "int":
+        return optuna.distributions.IntDistribution(int(param.low), int(param.high), log=param.log, step=int(param.step or 1))
+    return optuna.distributions.FloatDistribution(param.low, param.high, log=param.log, step=param.step)
 
 
 def export_study(spec: ExperimentSpec, records: pd.DataFrame, trials: pd.DataFrame, directory: str) -> str:
@@ -38,14 +46,13 @@ def export_study(spec: ExperimentSpec, records: pd.DataFrame, trials: pd.DataFra
 
 def build_study(spec: ExperimentSpec, records: pd.DataFrame, trials: pd.DataFrame, storage: str | None = None) -> optuna.Study:
     """An Optuna study holding `trials` (rows of summarize.trial_table), in memory unless `storage` is given."""
-    from tuner.search import optuna_distribution
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         storage=storage, study_name=spec.name, direction="maximize" if spec.mode == "max" else "minimize"
     )
     distributions = {name: optuna_distribution(param) for name, param in spec.searched().items()}
-    for _, trial in trials.iterrows():
+    in_start_order = trials.sort_values(["trial_started", "trial_id"]) if "trial_started" in trials else trials
+    for _, trial in in_start_order.iterrows():  # Optuna numbers trials in the order they are added
         state = _STATES.get(trial["stop_reason"])
         if state is None:
             continue  # still running (interrupted): not part of the study yet
