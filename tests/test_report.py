@@ -1,3 +1,4 @@
+import json
 import os
 import shutil
 import subprocess
@@ -199,3 +200,18 @@ def test_a_tuning_report_shows_the_baselines(tmp_path):
     out = write_report(str(directory))
     assert "Baselines on the same split" in (out / "report.md").read_text()
     assert pd.read_csv(out / "tables" / "baselines.csv")[f"test/precision@{K}"].tolist() == [0.0731]
+
+
+def test_trials_that_ran_other_code_are_shown(experiment):
+    from tuner import provenance
+
+    provenance.record(experiment, {"cpu": 1.0, "gpu": 0.0})
+    provenance.record_trial(experiment, "t0.0-0", 1, device="cpu", split_hash="abc", seed=0)
+    out = write_report(experiment)
+    assert "All 1 trial starts (`manifests/`) ran this code and these packages." in (out / "report.md").read_text()
+    manifest = Path(experiment) / "manifests" / "trial_id=t0.0-0.attempt=2.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.with_name("trial_id=t0.0-0.attempt=1.json").read_text()),
+                                    "attempt": 2, "git_revision": "0123abc"}))
+    report = (write_report(experiment) / "report.md").read_text()
+    assert "**The trials did not all run the code and packages above**: 2 combination(s) over 2 trial starts" in report
+    assert "tuner 0123abc" in report

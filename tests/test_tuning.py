@@ -96,6 +96,11 @@ def test_trial_that_raises_once_resumes_from_its_checkpoint(tmp_path, ray_with_f
     for _, rows in records.groupby("trial_id"):
         # epochs 1-4 from the first attempt; the checkpoint at epoch 4 is where the retry started
         assert list(rows.sort_values("epoch")["attempt"]) == [1, 1, 1, 1, 2, 2]
+    # every start of every trial wrote what it ran with
+    manifests = provenance.trial_manifests(summary.experiment_dir)
+    assert sorted((m["trial_id"], m["attempt"]) for m in manifests) == sorted(
+        (trial_id, attempt) for trial_id in set(records["trial_id"]) for attempt in (1, 2))
+    assert {(m["device"], m["split_hash"]) for m in manifests} == {("cpu", records["split_hash"].iloc[0])}
 
     # and the resumed trial ends exactly where an uninterrupted run does
     row = records[records["param_lr"] == 0.01].sort_values("epoch").iloc[-1]

@@ -9,6 +9,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+import pyarrow.fs as pafs
+
 from tuner import storage
 from tuner.errors import DataError
 
@@ -81,3 +83,29 @@ def trial_resources(directory: str, spec) -> dict[str, float]:
     if recorded:
         return recorded
     return {"cpu": 1.0, "gpu": 0.0} if spec.resources == "auto" else spec.resources.model_dump()
+
+
+MANIFESTS_DIR = "manifests"
+
+
+def record_trial(directory: str, trial_id: str, attempt: int, **facts) -> None:
+    """What one start of one trial ran with — the worker's own tuner revision, Python and packages, plus `facts`
+    (device, split hash, seed) — in <experiment>/manifests/trial_id=<id>.attempt=<n>.json. A resume with other
+    code or packages then shows in the report."""
+    manifest = {"trial_id": trial_id, "attempt": attempt, **current(), **facts}
+    manifest.pop("command", None)  # the worker's command line is Ray's, not the user's
+    name = f"trial_id={trial_id}.attempt={attempt}.json"
+    storage.write_text(storage.join(directory, MANIFESTS_DIR, name), json.dumps(manifest, indent=2, sort_keys=True))
+
+
+def trial_manifests(directory: str) -> list[dict]:
+    fs, root = storage.resolve(storage.join(directory, MANIFESTS_DIR))
+    infos = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+    manifests = []
+    for info in sorted(infos, key=lambda i: i.path):
+        with fs.open_input_stream(info.path) as stream:
+            try:
+                manifests.append(json.loads(stream.read()))
+            except ValueError:
+                continue  # a manifest cut short by a crash: the attempt's records still count
+    return manifests

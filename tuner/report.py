@@ -221,7 +221,27 @@ def _reproducibility(spec: ExperimentSpec, records: pd.DataFrame, experiment_dir
         *((f"{name}", version) for name, version in sorted(origin.get("packages", {}).items())),
     ]
     section.table("reproducibility", pd.DataFrame(rows, columns=["what", "value"]))
+    _trial_code(section, origin, provenance.trial_manifests(experiment_dir))
     return section
+
+
+def _code(facts: dict) -> str:
+    packages = ", ".join(f"{name} {version}" for name, version in sorted(facts.get("packages", {}).items()))
+    return f"tuner {facts.get('git_revision', 'unknown')}; python {facts.get('python', '?')}; {packages}"
+
+
+def _trial_code(section: Section, origin: dict, manifests: list[dict]) -> None:
+    """Whether the trials' workers ran the code and packages above (each trial start writes a manifest)."""
+    if not manifests:
+        return
+    starts = pd.DataFrame({"code": [_code(m) for m in manifests], "trial": [m["trial_id"] for m in manifests]})
+    groups = starts.groupby("code", sort=True)["trial"].agg(["size", "nunique"]).reset_index()
+    if len(groups) == 1 and groups["code"].iloc[0] == _code(origin):
+        section.text(f"All {len(manifests)} trial starts (`manifests/`) ran this code and these packages.")
+        return
+    section.text(f"**The trials did not all run the code and packages above**: {len(groups)} combination(s) over "
+                 f"{len(manifests)} trial starts (each start's are in `manifests/`).")
+    section.table("trial_code", groups.rename(columns={"size": "trial starts", "nunique": "trials"}))
 
 
 # ---- rendering ----------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import ray
 import torch
 from ray import tune
 
-from tuner import timeline
+from tuner import provenance, timeline
 from tuner.data import SplitData
 from tuner.errors import DivergedError
 from tuner.metrics import Evaluator
@@ -73,10 +73,12 @@ def train_trial(config: dict[str, Any], *, data: SplitData, spec_json: str, expe
     last_checkpoint_epoch = trainer.epochs_done
 
     writer = RecordWriter(experiment_dir, trial_id, hp.k)
+    attempt = writer.start_attempt()
+    provenance.record_trial(experiment_dir, trial_id, attempt, device=str(device), split_hash=data.split_hash, seed=hp.seed)
     base_row = {
         "experiment": spec.name,
         "trial_id": trial_id,
-        "attempt": writer.start_attempt(),
+        "attempt": attempt,
         "model": spec.model,
         "dataset": data.dataset,
         "split_hash": data.split_hash,
