@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 import subprocess
@@ -88,12 +89,19 @@ def trial_resources(directory: str, spec) -> dict[str, float]:
 MANIFESTS_DIR = "manifests"
 
 
+@functools.cache
+def _this_process_code() -> dict:
+    """tuner's revision, Python and packages of this (worker) process: asked once (two git calls), not per trial."""
+    facts = current()
+    facts.pop("command")  # a worker's command line is Ray's, not the user's
+    return facts
+
+
 def record_trial(directory: str, trial_id: str, attempt: int, **facts) -> None:
     """What one start of one trial ran with — the worker's own tuner revision, Python and packages, plus `facts`
     (device, split hash, seed) — in <experiment>/manifests/trial_id=<id>.attempt=<n>.json. A resume with other
     code or packages then shows in the report."""
-    manifest = {"trial_id": trial_id, "attempt": attempt, **current(), **facts}
-    manifest.pop("command", None)  # the worker's command line is Ray's, not the user's
+    manifest = {"trial_id": trial_id, "attempt": attempt, **_this_process_code(), **facts}
     name = f"trial_id={trial_id}.attempt={attempt}.json"
     storage.write_text(storage.join(directory, MANIFESTS_DIR, name), json.dumps(manifest, indent=2, sort_keys=True))
 
