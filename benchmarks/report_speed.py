@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tuner import records
-from tuner.experiment import save_spec
+from tuner.experiment import records
+from tuner.experiment.layout import save_spec
 from tuner.spec import validate_spec
+from tuner.vocabulary import metric_columns
 
 
 def make_experiment(directory: Path, trials: int, epochs: int) -> None:
@@ -40,7 +41,7 @@ def make_experiment(directory: Path, trials: int, epochs: int) -> None:
     )
     save_spec(str(directory), spec)
     rng = np.random.default_rng(0)
-    metric_names = records.metric_columns(spec.fixed.k)
+    metric_names = metric_columns(spec.fixed.k)
     for t in range(trials):
         hp = spec.trial_hyperparameters({"lr": float(10 ** rng.uniform(-4, -1)), "embedding_dim": int(rng.choice([32, 64, 128])),
                                          "num_layers": int(rng.integers(1, 5))})

@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tuner.data import DatasetSpec, prepare
-from tuner.hyperparameters import Hyperparameters
-from tuner.metrics import Evaluator, embedding_scores
-from tuner.models import build_model
-from tuner.models import lightgcn as lightgcn_module
-from tuner.training import Trainer
+from tuner.recsys.data import DatasetSpec, prepare
+from tuner.recsys.hyperparameters import Hyperparameters
+from tuner.recsys.metrics import Evaluator, embedding_scores
+from tuner.recsys.models import build_model
+from tuner.recsys.models import lightgcn as lightgcn_module
+from tuner.recsys.training import Trainer
 
 
 def _sync(device):
@@ -79,7 +79,9 @@ def main() -> None:
     model = build_model("lightgcn", data.num_users, data.num_items, train, **hp.model_dump())
     trainer = Trainer(model, data, hp, device)
 
-    sample_median, sample_all = _median_seconds(lambda: trainer.sampler.sample(np.random.default_rng(1)), max(args.repeats, 5), device)
+    sample_median, sample_all = _median_seconds(
+        lambda: trainer.sampler.sample(np.random.default_rng(1)), max(args.repeats, 5), device
+    )
     epochs = []
     for _ in range(args.repeats):
         epochs.append(trainer._train_epoch(len(epochs) + 1).train_seconds)

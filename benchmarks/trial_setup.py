@@ -1,6 +1,6 @@
 """What a trial builds before its first epoch, on a worker's first trial and on the next ones (which reuse what
 depends only on the dataset: the training tensor, the normalised adjacency, the evaluator). Same process, same
-calls as tuner.trainable.train_trial, LightGCN on a real dataset (default Gowalla: 29,858 users, 40,981 items).
+calls as tuner.tuning.trainable.train_trial, LightGCN on a real dataset (default Gowalla: 29,858 users, 40,981 items).
 
 Run by hand:  python benchmarks/trial_setup.py --data-dir ../shared/data [--dataset gowalla] [--trials 3]
 """
@@ -15,11 +15,11 @@ import time
 
 import torch
 
-from tuner import trainable
-from tuner.data import prepare
-from tuner.models import build_model
+from tuner.recsys.data import prepare
+from tuner.recsys.models import build_model
+from tuner.recsys.training import Trainer
 from tuner.spec import validate_spec
-from tuner.training import Trainer
+from tuner.tuning import trainable
 
 
 def main() -> None:
@@ -40,7 +40,9 @@ def main() -> None:
                 trainable._shared.clear()
             start = time.perf_counter()
             hp = spec.trial_hyperparameters({})
-            train, adjacency, evaluator = trainable._dataset_structures(spec.model, data, hp.k, hp.eval_batch_size, torch.device("cpu"))
+            train, adjacency, evaluator = trainable._dataset_structures(
+                spec.model, data, hp.k, hp.eval_batch_size, torch.device("cpu")
+            )
             model = build_model(spec.model, data.num_users, data.num_items, train, adjacency, **hp.model_dump())
             Trainer(model, data, hp, "cpu", evaluator)
             seconds["with_reuse" if reuse else "without_reuse"].append(time.perf_counter() - start)

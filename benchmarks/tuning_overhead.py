@@ -1,7 +1,7 @@
 """Does parallelism pay? The same 8 fixed configurations (ML-100K, LightGCN, 10 epochs) three ways, in one run:
   1. `tuner run` (a subprocess, as a user runs it: Python and Ray start-up included), `--concurrency` trials at
      once (default: what `resources: auto` picks, one CPU per trial and every core);
-  2. a plain sequential loop over tuner.training.fit in this process, 1 torch thread (one trial's resources);
+  2. a plain sequential loop over tuner.recsys.training.fit in this process, 1 torch thread (one trial's resources);
   3. the same loop with torch's default threads (every core, through intra-op parallelism).
 Reports the wall times, the ratios tuner / loop, and how tuner's wall time splits: trial compute (the epochs' own
 seconds from the records, divided over the concurrent trials), the fixed cost stage by stage (command start ->
@@ -29,11 +29,11 @@ import torch
 import yaml
 
 from tuner import timeline
-from tuner.data import prepare
-from tuner.models import build_model
-from tuner.records import load
+from tuner.experiment.records import load
+from tuner.recsys.data import prepare
+from tuner.recsys.models import build_model
+from tuner.recsys.training import fit
 from tuner.spec import ExperimentSpec, validate_spec
-from tuner.training import fit
 
 GRID = {"lr": [0.001, 0.002, 0.005, 0.01], "embedding_dim": [32, 64]}
 

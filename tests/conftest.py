@@ -25,7 +25,7 @@ def shared_data() -> Path:
 
 def tiny_split(num_users=6, num_items=8, seed=0, density=0.4):
     """A small random SplitData for unit tests (every user has train, val and test edges)."""
-    from tuner.data import SplitData
+    from tuner.recsys.data import SplitData
 
     rng = np.random.default_rng(seed)
     edges = {"train": [], "val": [], "test": []}

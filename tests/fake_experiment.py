@@ -5,11 +5,11 @@ import os
 import numpy as np
 import pandas as pd
 
-from tuner import records
-from tuner.baselines import BASELINES_FILE
-from tuner.experiment import save_spec
-from tuner.hyperparameters import Hyperparameters
+from tuner.experiment import per_user, records
+from tuner.experiment.layout import save_spec
+from tuner.recsys.hyperparameters import Hyperparameters
 from tuner.spec import validate_spec
+from tuner.vocabulary import BASELINES_FILE, metric_columns
 
 K = 10
 
@@ -49,17 +49,17 @@ def write_trial(directory, trial_id, hp: Hyperparameters, epochs_metrics, stop_r
             **records.param_values(hp),
         }
         if metrics is not None:
-            row.update({name: 0.1 for name in records.metric_columns([K])})
+            row.update({name: 0.1 for name in metric_columns([K])})
             row.update(metrics)
         writer.write(row)
 
 
 def write_baselines(directory, mostpop_metrics):
-    row = {"baseline": "mostpop", "seed": None, "epoch": None, **{n: 0.05 for n in records.metric_columns([K])}}
+    row = {"baseline": "mostpop", "seed": None, "epoch": None, **{n: 0.05 for n in metric_columns([K])}}
     row.update(mostpop_metrics)
     pd.DataFrame([row]).to_parquet(os.path.join(directory, BASELINES_FILE), index=False)
 
 
 def write_per_user(directory, trial_id, recalls):
     users = np.arange(len(recalls))
-    records.write_per_user(directory, trial_id, 1, users, {f"recall@{K}": np.asarray(recalls, dtype=float)})
+    per_user.write(directory, trial_id, 1, users, {f"recall@{K}": np.asarray(recalls, dtype=float)})

@@ -21,7 +21,7 @@ def _config() -> dict:
 def install() -> None:
     from ray import tune
 
-    from tuner.training import Trainer
+    from tuner.recsys.training import Trainer
 
     train_epoch, batch_loss = Trainer._train_epoch, Trainer._batch_loss
 

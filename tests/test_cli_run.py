@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import epochs_written
 from tests.test_cli_train import tuner
-from tuner import records
+from tuner.experiment import records
 
 pytestmark = pytest.mark.slow
 
@@ -121,24 +121,31 @@ def test_object_store_uri_storage_run_report_best(tmp_path):
 
 
 def test_the_next_hint_quotes_the_storage():
-    from types import SimpleNamespace
-
-    from tuner.render import run_summary_text
+    from tuner.analysis.console import run_summary_text
     from tuner.spec import validate_spec
 
     spec = validate_spec({"name": "e", "model": "mf", "storage": "runs; rm -rf ~"}, "test")
-    summary = SimpleNamespace(spec=spec, trials=pd.DataFrame(), counts=dict.fromkeys(
-        ["finished", "early_stopped", "failed", "diverged", "running"], 0), expected_trials=1,
-        experiment_dir="x", study_path=None, interrupted=False, errors={})
-    assert "tuner best e --storage 'runs; rm -rf ~'" in run_summary_text(summary)
+    assert "tuner best e --storage 'runs; rm -rf ~'" in run_summary_text(_summary(spec, pd.DataFrame()))
+
+
+def _summary(spec, trials: pd.DataFrame):
+    """A run's summary of an experiment whose trial table is `trials` (nothing read from disk)."""
+    from tuner.experiment.read import Experiment
+    from tuner.experiment.trials import stop_reason_counts
+    from tuner.tuning.run import RunSummary
+
+    experiment = Experiment("x", spec)
+    experiment.trials, experiment.errors = trials, {}
+    experiment.counts = stop_reason_counts(trials)
+    return RunSummary(experiment, expected_trials=1, study_path=None)
 
 
 def test_a_moved_unfinished_experiment_is_refused_before_anything_runs(tmp_path):
     """Ray Tune's saved search keeps the old location and would create the next trials there."""
     from tests.fake_experiment import ablation_spec, write_trial
     from tuner.errors import SpecError
-    from tuner.hyperparameters import Hyperparameters
-    from tuner.run_command import run_experiment
+    from tuner.recsys.hyperparameters import Hyperparameters
+    from tuner.tuning.run import run_experiment
 
     directory = tmp_path / "new-home" / "abl"
     spec = ablation_spec(str(directory))
@@ -149,17 +156,12 @@ def test_a_moved_unfinished_experiment_is_refused_before_anything_runs(tmp_path)
 
 
 def test_the_summary_prints_null_and_whole_epochs():
-    from types import SimpleNamespace
-
-    from tuner.render import run_summary_text
+    from tuner.analysis.console import run_summary_text
     from tuner.spec import validate_spec
 
     spec = validate_spec({"name": "e", "model": "mf", "metric": "val/recall@10", "fixed": {"k": [10]},
                           "params": {"samples_per_user": {"type": "categorical", "choices": [None, 100]}}}, "test")
     best = {"trial_id": "t1", "stop_reason": "finished", "val/recall@10": 0.3, "best_epoch": 3.0, "epochs_run": 3.0,
             "param_samples_per_user": float("nan"), **{f"test/{m}@10": 0.1 for m in ("precision", "recall", "ndcg", "hit")}}
-    summary = SimpleNamespace(spec=spec, trials=pd.DataFrame([best]), counts=dict.fromkeys(
-        ["finished", "early_stopped", "failed", "diverged", "running"], 0) | {"finished": 1}, expected_trials=1,
-        experiment_dir="x", study_path=None, interrupted=False, errors={})
-    text = run_summary_text(summary)
+    text = run_summary_text(_summary(spec, pd.DataFrame([best])))
     assert "at epoch 3 of 3" in text and "config: samples_per_user=null" in text

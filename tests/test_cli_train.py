@@ -111,15 +111,18 @@ def test_bad_train_options_are_one_line(tmp_path, arguments, expected):
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_without_cuda_is_one_line(tmp_path):
-    assert "error: --device: cuda asked for, but this torch" in _one_line_error(tuner("train", _spec(tmp_path), "--device", "cuda"))
+    error = _one_line_error(tuner("train", _spec(tmp_path), "--device", "cuda"))
+    assert "error: --device: cuda asked for, but this torch" in error
 
 
 @pytest.mark.parametrize(
     "arguments, expected",
     [
-        (["run", "{spec}", "--fresh", "--resume-errored"], "error: --fresh, --resume-errored, --restart-errored: use at most one of them"),
+        (["run", "{spec}", "--fresh", "--resume-errored"],
+         "error: --fresh, --resume-errored, --restart-errored: use at most one of them"),
         (["run", "{spec}", "--num-samples", "0"], "search.num_samples: Input should be greater than or equal to 1"),
-        (["run", "{spec}", "--max-concurrent", "0"], "search.max_concurrent: expected auto or a whole number of trials >= 1, got 0"),
+        (["run", "{spec}", "--max-concurrent", "0"],
+         "search.max_concurrent: expected auto or a whole number of trials >= 1, got 0"),
         (["run", "{spec}", "--storage", "{file}"], "storage: {file} is a file; expected a folder or a URI"),
         (["report", "{experiment}", "--out", "{file}"], "error: --out: {file} is a file; expected a folder for the report"),
         (["records", "{experiment}", "--out", "/missing/records.csv"], "error: --out: /missing is not a folder"),
@@ -129,7 +132,7 @@ def test_cuda_without_cuda_is_one_line(tmp_path):
 def test_bad_paths_and_flags_are_one_line(tmp_path, arguments, expected):
     """Each checked before anything runs (no Ray started): a path that cannot be used, a flag out of range."""
     from tests.fake_experiment import ablation_spec, write_trial
-    from tuner.hyperparameters import Hyperparameters
+    from tuner.recsys.hyperparameters import Hyperparameters
 
     experiment = tmp_path / "runs" / "fake"
     ablation_spec(str(experiment))

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import epochs_written, kill_tree
-from tuner import records
-from tuner.cluster import check_address, entrypoint
 from tuner.errors import SpecError
+from tuner.experiment import records
+from tuner.tuning.cluster import check_address, entrypoint
 
 SPEC = """\
 name: on-cluster

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tuner.errors import SpecError
-from tuner.experiment_lock import STALE_AFTER, ExperimentLock
+from tuner.experiment.lock import STALE_AFTER, ExperimentLock
 
 
 def _holder(tmp_path, **fields):

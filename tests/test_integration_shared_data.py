@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from tuner.data import DatasetSpec, prepare
-from tuner.hyperparameters import Hyperparameters
-from tuner.metrics import Evaluator, popularity_scores
-from tuner.models import build_model
-from tuner.training import fit
+from tuner.recsys.data import DatasetSpec, prepare
+from tuner.recsys.hyperparameters import Hyperparameters
+from tuner.recsys.metrics import Evaluator, popularity_scores
+from tuner.recsys.models import build_model
+from tuner.recsys.training import fit
 
 pytestmark = pytest.mark.integration
 
@@ -62,12 +62,12 @@ def test_the_mf_baseline_beats_mostpop_on_an_ml100k_ablation_subsample(shared_da
     it fell below MostPop on 200-user subsamples and flagged every row of the ablation."""
     from pathlib import Path
 
-    from tuner import baselines
+    from tuner.recsys import baselines
     from tuner.spec import load_spec
 
     spec_file = Path(__file__).resolve().parents[1] / "search_spaces" / "ablations" / "weight_decay_ml100k.yaml"
     spec = load_spec(spec_file, ["dataset.max_users=200"])
     data = prepare(spec.dataset, data_dir=shared_data)
-    mostpop = baselines.compute(spec, data, "mostpop", None)["test/precision@10"]
-    mf = baselines.compute(spec, data, "mf", 0)
+    mostpop = baselines.compute(data, "mostpop", None, spec.fixed.k, spec.metric, spec.mode)["test/precision@10"]
+    mf = baselines.compute(data, "mf", 0, spec.fixed.k, spec.metric, spec.mode)
     assert mf["test/precision@10"] > mostpop and mf["baseline"] == "mf (rank 8)"

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from tuner.data import DatasetSpec, prepare
-from tuner.data.config import SplitSpec
-from tuner.data.interactions import Interactions, to_implicit
-from tuner.data.splits import TEST, TRAIN, VAL, assign
 from tuner.errors import DataError
+from tuner.recsys.data import DatasetSpec, prepare
+from tuner.recsys.data.config import SplitSpec
+from tuner.recsys.data.interactions import Interactions, to_implicit
+from tuner.recsys.data.splits import TEST, TRAIN, VAL, assign
 
 
 def _interactions():
@@ -127,7 +127,7 @@ def test_prepared_split_is_leak_free():
 def test_cold_start_users_and_items_are_counted_and_reported():
     import numpy as np
 
-    from tuner.data import SplitData
+    from tuner.recsys.data import SplitData
 
     train = np.array([[0, 0, 1], [0, 1, 1]])
     val = np.array([[1], [2]])  # item 2 only held out

@@ -6,9 +6,9 @@ import torch
 from torch_geometric.metrics import LinkPredHitRatio, LinkPredNDCG, LinkPredPrecision, LinkPredRecall
 
 from tests.conftest import tiny_split
-from tuner.data import SplitData
 from tuner.errors import DataError
-from tuner.metrics import Evaluator, embedding_scores, popularity_scores
+from tuner.recsys.data import SplitData
+from tuner.recsys.metrics import Evaluator, embedding_scores, popularity_scores
 
 
 def _reference(scores: np.ndarray, data: SplitData, split: str, k: int) -> dict[str, float]:

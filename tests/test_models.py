@@ -3,8 +3,8 @@ import torch
 from torch_geometric.nn import LightGCN as PygLightGCN
 
 from tuner.errors import SpecError
-from tuner.models import MODELS, build_model, model_arguments
-from tuner.models.graph import bipartite_edge_index, normalized_adjacency, propagate
+from tuner.recsys.models import MODELS, build_model, model_arguments
+from tuner.recsys.models.graph import bipartite_edge_index, normalized_adjacency, propagate
 
 
 def _train(num_users=7, num_items=9, n=25, seed=0):

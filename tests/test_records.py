@@ -4,8 +4,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tuner import records
-from tuner.hyperparameters import Hyperparameters
+from tuner.experiment import records
+from tuner.recsys.hyperparameters import Hyperparameters
 
 
 def _row(trial, epoch, attempt=1, stop_reason=None, recall=0.1):

@@ -11,8 +11,9 @@ import pytest
 from scipy import stats
 
 from tests.fake_experiment import K, ablation_spec, write_baselines, write_per_user, write_trial
-from tuner.hyperparameters import Hyperparameters
-from tuner.report import NoResultsError, write_report
+from tuner.analysis.report import NoResultsError, write_report
+from tuner.experiment.read import Experiment
+from tuner.recsys.hyperparameters import Hyperparameters
 
 # test recall@10 of each (weight decay, seed) at the best-validation epoch (epoch 2 has the better val recall)
 RECALL = {(0.0, 0): 0.30, (0.0, 1): 0.34, (0.1, 0): 0.20, (0.1, 1): 0.21}
@@ -40,7 +41,7 @@ def _table(out):
 
 
 def test_ablation_table_matches_hand_computed_values(experiment):
-    out = write_report(experiment)
+    out = write_report(Experiment.open(experiment))
     table = _table(out).set_index("row")
     recall = table[f"test/recall@{K}"]
     assert recall["weight_decay=0 (best)"] == f"{0.32:.4f} ± {np.std([0.30, 0.34], ddof=1):.4f}"
@@ -65,7 +66,7 @@ def test_degenerate_rows_are_flagged(tmp_path):
     write_trial(directory, "t0", Hyperparameters(weight_decay=0.0, k=[K]),
                 [{f"val/recall@{K}": 0.3, f"test/precision@{K}": 0.2, f"test/recall@{K}": 0.1}])
     write_baselines(directory, {f"test/precision@{K}": 0.0895})
-    table = _table(write_report(directory)).set_index("row")
+    table = _table(write_report(Experiment.open(directory))).set_index("row")
     assert table.loc["weight_decay=0 (best)", "flag"] == ""
     for value, other in (("0.01", "1"), ("1", "0.01")):
         flag = table.loc[f"weight_decay={value}", "flag"]
@@ -77,7 +78,7 @@ def test_rows_identical_in_every_seed_are_flagged(experiment):
     same = {f"val/recall@{K}": 0.05, f"test/precision@{K}": 0.05, f"test/recall@{K}": 0.02}
     for seed in (0, 1):
         write_trial(experiment, f"t0.1-{seed}", Hyperparameters(weight_decay=0.1, seed=seed, k=[K]), [same, same])
-    table = _table(write_report(experiment)).set_index("row")
+    table = _table(write_report(Experiment.open(experiment))).set_index("row")
     assert "identical test precision/recall in every seed" in table.loc["weight_decay=0.1", "flag"]
     assert "identical" not in table.loc["weight_decay=0 (best)", "flag"]
 
@@ -89,7 +90,7 @@ def test_all_trials_failed(tmp_path):
     write_trial(directory, "t1", Hyperparameters(k=[K]), [None], stop_reason="failed")
     write_trial(directory, "t2", Hyperparameters(k=[K]), [None], stop_reason="diverged")
     with pytest.raises(NoResultsError, match="no trial of failed produced results"):
-        write_report(directory)
+        write_report(Experiment.open(directory))
     report = (Path(directory) / "report" / "report.md").read_text()
     assert "No trial produced results" in report and "1 failed, 1 diverged" in report
     assert not list((Path(directory) / "report" / "plots").glob("*.png"))
@@ -99,15 +100,15 @@ def test_truncated_record_file_is_skipped(experiment):
     path = Path(experiment) / "records" / "trial_id=t0.1-1" / "epoch=1.parquet"
     path.write_bytes(path.read_bytes()[:50])
     with pytest.warns(UserWarning, match="skipped"):
-        out = write_report(experiment)
+        out = write_report(Experiment.open(experiment))
     assert "weight_decay=0.1" in _table(out)["row"].tolist()
 
 
 def test_report_is_deterministic(experiment, tmp_path):
     copy = tmp_path / "copied"
     shutil.copytree(experiment, copy)  # also: a copied folder is enough
-    first = write_report(str(copy), str(tmp_path / "a"))
-    second = write_report(str(copy), str(tmp_path / "b"))
+    first = write_report(Experiment.open(str(copy)), str(tmp_path / "a"))
+    second = write_report(Experiment.open(str(copy)), str(tmp_path / "b"))
     for name in ["report.md", *[f"tables/{p.name}" for p in (first / "tables").iterdir()]]:
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
 
@@ -131,7 +132,7 @@ def test_html_report_renders_in_headless_chromium(experiment):
         pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
     from playwright.sync_api import sync_playwright
 
-    out = write_report(experiment)
+    out = write_report(Experiment.open(experiment))
     artifacts = Path(__file__).resolve().parents[1] / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
     errors = []
@@ -154,8 +155,8 @@ def test_html_report_renders_in_headless_chromium(experiment):
 
 
 def test_a_damaged_provenance_file_is_one_line(tmp_path):
-    from tuner import provenance
     from tuner.errors import DataError
+    from tuner.experiment import provenance
 
     (tmp_path / "provenance.json").write_text('{"command": "tuner run')
     with pytest.raises(DataError, match=r"provenance.json: is damaged .*remove it and run the command again$"):
@@ -168,7 +169,7 @@ def test_records_that_cannot_be_read_are_named_in_the_report(experiment):
     damaged = Path(experiment) / "records" / "trial_id=lost" / "epoch=1.parquet"
     damaged.write_bytes(damaged.read_bytes()[:40])
     with pytest.warns(UserWarning, match="skipped, not a readable parquet file"):
-        out = write_report(experiment)
+        out = write_report(Experiment.open(experiment))
     assert "**Records that could not be read**" in (Path(out) / "report.md").read_text()
     assert str(damaged) in (Path(out) / "report.md").read_text()
 
@@ -176,7 +177,7 @@ def test_records_that_cannot_be_read_are_named_in_the_report(experiment):
 def test_report_files_follow_the_umask(experiment):
     previous = os.umask(0o027)
     try:
-        out = write_report(experiment)
+        out = write_report(Experiment.open(experiment))
     finally:
         os.umask(previous)
     files = [p for p in Path(out).rglob("*") if p.is_file()]
@@ -185,7 +186,7 @@ def test_report_files_follow_the_umask(experiment):
 
 
 def test_a_tuning_report_shows_the_baselines(tmp_path):
-    from tuner.experiment import save_spec
+    from tuner.experiment.layout import save_spec
     from tuner.spec import validate_spec
 
     directory = tmp_path / "runs" / "tune"
@@ -197,21 +198,21 @@ def test_a_tuning_report_shows_the_baselines(tmp_path):
     for trial_id, lr in (("a", 0.01), ("b", 0.02)):
         write_trial(str(directory), trial_id, Hyperparameters(lr=lr, k=[K]), [{f"val/recall@{K}": lr}] * 2)
     write_baselines(str(directory), {f"test/precision@{K}": 0.0731})
-    out = write_report(str(directory))
+    out = write_report(Experiment.open(str(directory)))
     assert "Baselines on the same split" in (out / "report.md").read_text()
     assert pd.read_csv(out / "tables" / "baselines.csv")[f"test/precision@{K}"].tolist() == [0.0731]
 
 
 def test_trials_that_ran_other_code_are_shown(experiment):
-    from tuner import provenance
+    from tuner.experiment import provenance
 
     provenance.record(experiment, {"cpu": 1.0, "gpu": 0.0})
     provenance.record_trial(experiment, "t0.0-0", 1, device="cpu", split_hash="abc", seed=0)
-    out = write_report(experiment)
+    out = write_report(Experiment.open(experiment))
     assert "All 1 trial starts (`manifests/`) ran this code and these packages." in (out / "report.md").read_text()
     manifest = Path(experiment) / "manifests" / "trial_id=t0.0-0.attempt=2.json"
     manifest.write_text(json.dumps({**json.loads(manifest.with_name("trial_id=t0.0-0.attempt=1.json").read_text()),
                                     "attempt": 2, "git_revision": "0123abc"}))
-    report = (write_report(experiment) / "report.md").read_text()
+    report = (write_report(Experiment.open(experiment)) / "report.md").read_text()
     assert "**The trials did not all run the code and packages above**: 2 combination(s) over 2 trial starts" in report
     assert "tuner 0123abc" in report

@@ -2,8 +2,8 @@
 
 import pytest
 
-from tuner.resources import TRIALS_PER_GPU_CAP, Cluster, GraphSize, plan, trial_gpu_bytes
 from tuner.spec import validate_spec
+from tuner.tuning.resources import TRIALS_PER_GPU_CAP, Cluster, GraphSize, plan, trial_gpu_bytes
 
 ML100K = GraphSize(num_users=943, num_items=1682, train_edges=72_000)
 GIB = 2**30
@@ -95,8 +95,8 @@ def test_auto_on_a_ray_cluster_with_one_gpu(tmp_path, capsys):
     import ray
     from ray import tune
 
-    from tuner import provenance
-    from tuner.run_command import run_experiment
+    from tuner.experiment import provenance
+    from tuner.tuning.run import run_experiment
 
     ray.init(num_cpus=2, num_gpus=1, include_dashboard=False)
     try:

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from tuner.data.sampling import BPRSampler
 from tuner.errors import DataError
+from tuner.recsys.data.sampling import BPRSampler
 
 
 def _train(num_users=20, num_items=15, seed=0):

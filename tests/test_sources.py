@@ -1,8 +1,8 @@
 import pytest
 
-from tuner.data import DATASETS, DatasetSpec, prepare
-from tuner.data.download import ensure_files
 from tuner.errors import DataError
+from tuner.recsys.data import DATASETS, DatasetSpec, prepare
+from tuner.recsys.data.download import ensure_files
 
 
 def test_every_named_dataset_is_registered():

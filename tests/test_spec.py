@@ -180,7 +180,8 @@ def test_json_schema_lists_every_section():
     from tuner.spec import ExperimentSpec
 
     schema = ExperimentSpec.model_json_schema()
-    assert {"name", "model", "dataset", "fixed", "params", "search", "scheduler", "resources", "failure", "storage"} <= set(schema["properties"])
+    top_level = {"name", "model", "dataset", "fixed", "params", "search", "scheduler", "resources", "failure", "storage"}
+    assert top_level <= set(schema["properties"])
 
 
 def test_fixing_a_searched_value_wins_for_a_single_training_run(tmp_path):

@@ -3,12 +3,12 @@ import itertools
 import pytest
 import torch
 
-from tuner.data import DatasetSpec, prepare
 from tuner.errors import DivergedError
-from tuner.hyperparameters import Hyperparameters
-from tuner.metrics import Evaluator, popularity_scores
-from tuner.models import build_model
-from tuner.training import EpochResult, Trainer, best_epoch, fit
+from tuner.recsys.data import DatasetSpec, prepare
+from tuner.recsys.hyperparameters import Hyperparameters
+from tuner.recsys.metrics import Evaluator, popularity_scores
+from tuner.recsys.models import build_model
+from tuner.recsys.training import EpochResult, Trainer, best_epoch, fit
 
 SYNTHETIC = DatasetSpec(
     name="synthetic",

@@ -17,14 +17,15 @@ import torch
 import yaml
 
 from tests.conftest import epochs_written, kill_tree
-from tuner import provenance
-from tuner import records as records_module
-from tuner.baselines import load_baselines
-from tuner.data import prepare
-from tuner.models import build_model
-from tuner.run_command import run_experiment
+from tuner.experiment import baselines as baselines_file
+from tuner.experiment import provenance
+from tuner.experiment import records as records_module
+from tuner.experiment.read import Experiment
+from tuner.recsys.data import prepare
+from tuner.recsys.models import build_model
+from tuner.recsys.training import Trainer
 from tuner.spec import validate_spec
-from tuner.training import Trainer
+from tuner.tuning.run import run_experiment
 
 pytestmark = pytest.mark.slow
 
@@ -172,8 +173,8 @@ def test_a_damaged_experiment_state_is_one_line(tmp_path, ray_with_faults):
 def test_trials_that_fail_for_good_are_counted_and_their_errors_shown(tmp_path, ray_with_faults):
     """Failing at epoch 1, before a single record: the run's summary and the report agree on 2 failed trials
     and show each trial's error."""
-    from tuner.render import run_summary_text
-    from tuner.report import NoResultsError, write_report
+    from tuner.analysis.console import run_summary_text
+    from tuner.analysis.report import NoResultsError, write_report
 
     _set_faults(ray_with_faults, raise_once_at_epoch=1)
     summary = run_experiment(_spec(tmp_path, failure={"max_failures": 0, "checkpoint_every": 2}))
@@ -181,7 +182,7 @@ def test_trials_that_fail_for_good_are_counted_and_their_errors_shown(tmp_path, 
     text = run_summary_text(summary)
     assert text.count("RuntimeError: injected fault at epoch 1") == 2 and "trials: 2 of 2 — 0 finished" in text
     with pytest.raises(NoResultsError):
-        write_report(summary.experiment_dir)
+        write_report(Experiment.open(summary.experiment_dir))
     report = (Path(summary.experiment_dir) / "report" / "report.md").read_text()
     assert "Trials: 2 — 0 finished, 0 early-stopped, 2 failed" in report
     assert report.count("RuntimeError: injected fault at epoch 1 |") == 2
@@ -205,7 +206,7 @@ def test_restart_errored_runs_the_failed_trials_again_and_reruns_do_not_crash(tm
 def test_baselines_are_computed_alongside_the_trials(tmp_path, ray_with_faults):
     _set_faults(ray_with_faults)
     summary = run_experiment(_spec(tmp_path, baselines=["mostpop", "mf"], seeds=[0, 1]))
-    rows = load_baselines(summary.experiment_dir)
+    rows = baselines_file.load(summary.experiment_dir)
     assert sorted(zip(rows["baseline"], rows["seed"].fillna(-1))) == [("mf (rank 8)", 0), ("mf (rank 8)", 1), ("mostpop", -1)]
     assert rows["test/recall@10"].between(0, 1).all()
 
@@ -284,7 +285,7 @@ def test_driver_killed_mid_run_then_rerun_resumes(tmp_path):
     assert rerun.returncode == 0, output
     assert "resuming" in output and "trials: 4 of 4" in output
     records = records_module.load(str(experiment_dir))
-    from tuner.summarize import trial_table
+    from tuner.experiment.trials import trial_table
 
     trials = trial_table(records, spec.metric, spec.mode)
     assert len(trials) == 4 and set(trials["stop_reason"]) <= {"finished", "early_stopped"}
@@ -329,7 +330,7 @@ def test_ctrl_c_exits_130_and_the_rerun_finishes(tmp_path):
     output, _ = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, output[-3000:]
     records = records_module.load(str(experiment_dir))
-    from tuner.summarize import trial_table
+    from tuner.experiment.trials import trial_table
 
     trials = trial_table(records, spec.metric, spec.mode)
     assert len(trials) == 3
@@ -362,7 +363,7 @@ def test_sigterm_saves_the_run_exits_143_and_the_rerun_resumes(tmp_path):
     assert rerun.returncode == 0, output[-3000:]
     assert "resuming" in output and "trials: 8 of 8" in output
     records = records_module.load(str(experiment_dir))
-    from tuner.summarize import trial_table
+    from tuner.experiment.trials import trial_table
 
     trials = trial_table(records, spec.metric, spec.mode)
     assert_one_row_per_trial_epoch(records, trials)
@@ -377,3 +378,15 @@ def test_ended_trials_keep_only_their_newest_checkpoint(tmp_path, ray_with_fault
     for trial_id in summary.trials["trial_id"]:
         checkpoints = sorted(p.name for p in (Path(summary.experiment_dir) / trial_id).glob("checkpoint_*"))
         assert len(checkpoints) == 1, checkpoints
+
+
+def test_state_saved_before_the_layer_packages_still_restores():
+    """tuner.pkl of an experiment started by an older tuner names tuner.search / tuner.trainable."""
+    import pickle
+
+    from tuner.tuning import search, trainable
+
+    old_pickle = b"ctuner.search\nEpochOptunaSearch\n."  # protocol 0: a class by module and name
+    search._accept_state_saved_by_older_tuner()
+    assert pickle.loads(old_pickle) is search.EpochOptunaSearch
+    assert pickle.loads(b"ctuner.trainable\ntrain_trial\n.") is trainable.train_trial

@@ -18,7 +18,9 @@ from tuner.errors import TunerError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 
-DataDirOption = typer.Option(None, "--data-dir", help="Folder with the raw dataset files (else TUNER_DATA_DIR, else the user cache).")
+DataDirOption = typer.Option(
+    None, "--data-dir", help="Folder with the raw dataset files (else TUNER_DATA_DIR, else the user cache)."
+)
 SetOption = typer.Option([], "--set", help="Override a spec value: key.path=value (a bare hyperparameter means fixed.<name>).")
 
 
@@ -76,8 +78,8 @@ def train(
     """Train one configuration without Ray; print each epoch and the metrics at the best-validation epoch."""
     import torch
 
+    from tuner.analysis.console import epoch_header, epoch_row, final_table
     from tuner.errors import SpecError
-    from tuner.render import epoch_header, epoch_row, final_table
     from tuner.spec import load_spec
     from tuner.train_command import train as run_training
     from tuner.train_command import write_outcome_json
@@ -118,7 +120,9 @@ SMOKE_OVERRIDES = [
 ]
 NameOption = typer.Option(None, help="Experiment name (default: the spec's name).")
 NumSamplesOption = typer.Option(None, help="Number of trials.")
-MaxConcurrentOption = typer.Option(None, help="Trials running at once (default: the spec's search.max_concurrent, auto: what the machine runs at once).")
+MaxConcurrentOption = typer.Option(
+    None, help="Trials running at once (default: the spec's search.max_concurrent, auto: what the machine runs at once)."
+)
 SmokeOption = typer.Option(False, "--smoke", help="2 trials x 2 epochs, as <name>-smoke: a quick end-to-end check.")
 
 
@@ -150,16 +154,19 @@ def run(
     overrides: List[str] = SetOption,
     data_dir: Optional[Path] = DataDirOption,
     fresh: bool = typer.Option(False, "--fresh", help="Delete an existing experiment of this name and start over."),
-    resume_errored: bool = typer.Option(False, "--resume-errored", help="On resume, retry errored trials from their checkpoints."),
+    resume_errored: bool = typer.Option(
+        False, "--resume-errored", help="On resume, retry errored trials from their checkpoints."
+    ),
     restart_errored: bool = typer.Option(False, "--restart-errored", help="On resume, restart errored trials from scratch."),
     smoke: bool = SmokeOption,
 ) -> None:
     """Tune the spec's search space with Ray Tune + Optuna (resumes an existing experiment of the same name)."""
-    from tuner import ray_session, timeline
+    from tuner import timeline
+    from tuner.analysis.console import run_summary_text
     from tuner.errors import SpecError
-    from tuner.render import run_summary_text
-    from tuner.run_command import run_experiment
     from tuner.spec import load_spec
+    from tuner.tuning import ray_session
+    from tuner.tuning.run import run_experiment
 
     timeline.mark("command_start")
     signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
@@ -203,9 +210,9 @@ def best(
     out: Optional[Path] = typer.Option(None, "--out", help="Write the spec here (default: print it)."),
 ) -> None:
     """Write the best finished trial's configuration as a spec that `tuner train` runs to the same numbers."""
-    from tuner.best_config import best_spec_yaml
+    from tuner.analysis.best_config import best_spec_yaml
 
-    text = best_spec_yaml(experiment, storage)
+    text = best_spec_yaml(_open_experiment(experiment, storage))
     if out:
         out.write_text(text)
         typer.echo(f"wrote {out}")
@@ -222,9 +229,7 @@ def records(
     out: Optional[Path] = typer.Option(None, "--out", help="Output file (default: CSV to standard output)."),
 ) -> None:
     """Export the records, one row per (trial, epoch)."""
-    from tuner import records as records_module
     from tuner.errors import SpecError
-    from tuner.experiment import resolve
 
     if format not in ("csv", "parquet"):
         raise SpecError(f"--format: expected csv or parquet, got {format!r}")
@@ -232,9 +237,10 @@ def records(
         raise SpecError("--format parquet needs --out FILE")
     if out is not None and not out.absolute().parent.is_dir():
         raise SpecError(f"--out: {out.absolute().parent} is not a folder")
-    frame = records_module.load(resolve(experiment, storage))
+    opened = _open_experiment(experiment, storage)
+    frame = opened.records
     if frame.empty:
-        raise SpecError(f"{experiment}: no records found under {resolve(experiment, storage)}")
+        raise SpecError(f"{experiment}: no records found under {opened.directory}")
     if format == "parquet":
         frame.to_parquet(out, index=False)
     elif out:
@@ -248,17 +254,26 @@ def records(
 def report(
     experiment: str = typer.Argument(..., help="Experiment name (under --storage) or folder."),
     storage: str = typer.Option("runs", help="Where experiments are written."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Report folder (default: <experiment>/report; ./<name>-report for a URI)."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Report folder (default: <experiment>/report; ./<name>-report for a URI)."
+    ),
 ) -> None:
     """Write report.md, report.html, plots/*.png and tables/*.csv from the experiment's records (no Ray needed)."""
+    from tuner.analysis.report import write_report
     from tuner.errors import SpecError
-    from tuner.experiment import resolve
-    from tuner.report import write_report
 
     if out is not None and out.exists() and not out.is_dir():
         raise SpecError(f"--out: {out} is a file; expected a folder for the report")
-    folder = write_report(resolve(experiment, storage), str(out) if out else None)
+    folder = write_report(_open_experiment(experiment, storage), str(out) if out else None)
     typer.echo(f"wrote {folder / 'report.md'}, {folder / 'report.html'}, {folder / 'plots'}, {folder / 'tables'}")
+
+
+def _open_experiment(experiment: str, storage: str):
+    """EXPERIMENT on the command line (a folder or URI, else a name under --storage), opened for reading."""
+    from tuner.experiment.layout import resolve
+    from tuner.experiment.read import Experiment
+
+    return Experiment.open(resolve(experiment, storage))
 
 
 AddressOption = typer.Option("http://127.0.0.1:8265", "--address", help="Ray dashboard / Jobs API address.")
@@ -281,7 +296,7 @@ def submit(
     allow_insecure: bool = InsecureOption,
 ) -> None:
     """Submit `tuner run SPEC` to a Ray cluster as a job (the package and the spec are its working dir)."""
-    from tuner import cluster
+    from tuner.tuning import cluster
 
     options = _run_overrides(spec, name, None, num_samples, max_concurrent, smoke, overrides)
     job_id = cluster.submit(spec, address, storage, submission_id, options, allow_insecure=allow_insecure)
@@ -301,7 +316,7 @@ app.add_typer(jobs_app, name="jobs")
 @_handle_errors
 def jobs_list(address: str = AddressOption, allow_insecure: bool = InsecureOption) -> None:
     """Every job: id, status, experiment."""
-    from tuner import cluster
+    from tuner.tuning import cluster
 
     for job in cluster.client(address, allow_insecure).list_jobs():
         experiment = (job.metadata or {}).get("tuner_experiment", "-")
@@ -312,7 +327,7 @@ def jobs_list(address: str = AddressOption, allow_insecure: bool = InsecureOptio
 @_handle_errors
 def jobs_status(job_id: str, address: str = AddressOption, allow_insecure: bool = InsecureOption) -> None:
     """One job's status."""
-    from tuner import cluster
+    from tuner.tuning import cluster
 
     typer.echo(str(cluster.job_info(cluster.client(address, allow_insecure), job_id).status))
 
@@ -326,7 +341,7 @@ def jobs_logs(
     allow_insecure: bool = InsecureOption,
 ) -> None:
     """One job's logs."""
-    from tuner import cluster
+    from tuner.tuning import cluster
 
     jobs = cluster.client(address, allow_insecure)
     cluster.job_info(jobs, job_id)
@@ -341,7 +356,7 @@ def jobs_logs(
 @_handle_errors
 def jobs_stop(job_id: str, address: str = AddressOption, allow_insecure: bool = InsecureOption) -> None:
     """Stop a running job."""
-    from tuner import cluster
+    from tuner.tuning import cluster
 
     jobs = cluster.client(address, allow_insecure)
     cluster.job_info(jobs, job_id)
@@ -352,8 +367,8 @@ def jobs_stop(job_id: str, address: str = AddressOption, allow_insecure: bool = 
 @_handle_errors
 def datasets(data_dir: Optional[Path] = DataDirOption) -> None:
     """List the datasets tuner knows and whether their raw files are present."""
-    from tuner.data import DATASETS
-    from tuner.data.download import dataset_folder, default_data_dir, missing_files
+    from tuner.recsys.data import DATASETS
+    from tuner.recsys.data.download import dataset_folder, default_data_dir, missing_files
 
     root = data_dir or default_data_dir()
     typer.echo(f"data directory: {root}")

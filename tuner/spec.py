@@ -12,15 +12,14 @@ from typing import Any, Literal, Sequence, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tuner.data.config import DatasetSpec
 from tuner.errors import SpecError
-from tuner.hyperparameters import Hyperparameters
-from tuner.vocabulary import METRICS, MODEL_HYPERPARAMETERS, MODEL_NAMES, SPLITS
+from tuner.recsys.data.config import DatasetSpec
+from tuner.recsys.hyperparameters import Hyperparameters
+from tuner.vocabulary import MODEL_HYPERPARAMETERS, MODEL_NAMES, parse_metric_key
 from tuner.yaml_loader import parse_yaml, read_yaml_file
 
 _NOT_SEARCHABLE = {"k", "eval_every", "eval_batch_size", "epochs"}
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-_METRIC = re.compile(r"^(?P<split>[a-z]+)/(?P<name>[a-z]+)@(?P<k>[0-9]+)$")
 
 
 class _Frozen(BaseModel):
@@ -160,16 +159,14 @@ class ExperimentSpec(_Frozen):
     @field_validator("metric")
     @classmethod
     def _metric_form(cls, value: str) -> str:
-        match = _METRIC.match(value)
-        if not match or match["split"] not in SPLITS or match["name"] not in METRICS:
-            raise ValueError(f"{value!r} is not a metric; expected e.g. val/recall@20 ({'|'.join(METRICS)})")
-        if match["split"] != "val":
-            raise ValueError(f"{value!r}: model selection uses validation only; use val/{match['name']}@{match['k']}")
+        key = parse_metric_key(value)  # its ValueError names the form expected
+        if key.split != "val":
+            raise ValueError(f"{value!r}: model selection uses validation only; use val/{key.metric}@{key.k}")
         return value
 
     @model_validator(mode="after")
     def _metric_k_is_evaluated(self) -> "ExperimentSpec":
-        k = int(_METRIC.match(self.metric)["k"])
+        k = parse_metric_key(self.metric).k
         if k not in self.fixed.k:
             raise ValueError(f"metric: {self.metric} uses K={k}, which is not among fixed.k {list(self.fixed.k)}")
         if self.model == "gat" and self.fixed.num_layers < 1:

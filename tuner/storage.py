@@ -1,12 +1,15 @@
-"""Experiment storage: a local path, a shared file system path, or an object-store URI (s3://, gs://, file://),
-all through pyarrow's filesystems. Writes are atomic: a temporary file, then a rename (a single PUT on object
-stores, where objects appear whole)."""
+"""Where tuner reads and writes: a local path, a shared file system path, or an object-store URI (s3://, gs://,
+file://), all through pyarrow's filesystems. Every write is atomic (`atomic_output`): a temporary file in the same
+folder, then a rename (a single PUT on object stores, where objects appear whole). New files get the mode the
+umask leaves. A base module: every layer may use it."""
 
 from __future__ import annotations
 
 import os
 import posixpath
 import uuid
+from contextlib import contextmanager
+from typing import Iterator
 
 import pyarrow.fs as pafs
 
@@ -46,14 +49,28 @@ def read_text(location: str) -> str:
     return read_bytes(location).decode()
 
 
-def write_bytes(location: str, data: bytes) -> None:
-    fs, path = resolve(location)
+@contextmanager
+def atomic_output(location: str, filesystem: pafs.FileSystem | None = None) -> Iterator[pafs.NativeFile]:
+    """A writable stream whose bytes appear at `location` whole or not at all: they go to a temporary file in the
+    same folder (named `.tmp-…`, which no reader lists), renamed over `location` when the block ends, removed when
+    it raises (Ctrl-C included). With `filesystem`, `location` is a path inside it."""
+    fs, path = (filesystem, location) if filesystem is not None else resolve(location)
     folder = posixpath.dirname(path)
     fs.create_dir(folder, recursive=True)
-    temporary = posixpath.join(folder, f".tmp-{uuid.uuid4().hex}")
-    with fs.open_output_stream(temporary) as stream:
+    temporary = posixpath.join(folder, f".tmp-{uuid.uuid4().hex}-{posixpath.basename(path)}")
+    try:
+        with fs.open_output_stream(temporary) as stream:
+            yield stream
+        fs.move(temporary, path)
+    except BaseException:
+        if fs.get_file_info(temporary).type == pafs.FileType.File:
+            fs.delete_file(temporary)
+        raise
+
+
+def write_bytes(location: str, data: bytes) -> None:
+    with atomic_output(location) as stream:
         stream.write(data)
-    fs.move(temporary, path)
 
 
 def write_text(location: str, text: str) -> None:

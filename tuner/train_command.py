@@ -10,11 +10,11 @@ from typing import Callable
 import torch
 
 from tuner import storage
-from tuner.data import SplitData, prepare
-from tuner.metrics import Evaluator, popularity_scores
-from tuner.models import build_model
+from tuner.recsys.data import SplitData, prepare
+from tuner.recsys.metrics import Evaluator, popularity_scores
+from tuner.recsys.models import build_model
+from tuner.recsys.training import EpochResult, Trainer, best_epoch, resolve_device
 from tuner.spec import ExperimentSpec
-from tuner.training import EpochResult, Trainer, best_epoch, resolve_device
 
 
 @dataclass

@@ -1,5 +1,13 @@
-"""Names every layer shares, with no heavy imports: metrics, splits and models (so that reading a spec needs
-neither torch nor pandas)."""
+"""The names every layer shares, and nothing heavy to import (reading a spec needs neither torch nor pandas):
+metric keys, the record columns of hyperparameters, stop reasons, models and the experiment folder's file names.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from enum import Enum
+from typing import Any, Iterable, NamedTuple
 
 METRICS = ("precision", "recall", "ndcg", "hit")
 SPLITS = ("train", "val", "test")
@@ -12,3 +20,117 @@ MODEL_HYPERPARAMETERS = {
     "gat": ("embedding_dim", "num_layers", "heads", "dropout"),
 }
 MODEL_NAMES = tuple(MODEL_HYPERPARAMETERS)
+
+
+# ---- metric keys: "<split>/<metric>@<k>" (e.g. val/recall@20) and "<split>/users" ---------------------------
+
+
+class MetricKey(NamedTuple):
+    split: str
+    metric: str
+    k: int
+
+    def __str__(self) -> str:
+        return metric_key(self.split, self.metric, self.k)
+
+
+_METRIC_KEY = re.compile(r"^(?P<split>[a-z]+)/(?P<metric>[a-z]+)@(?P<k>[0-9]+)$")
+
+
+def metric_key(split: str, metric: str, k: int) -> str:
+    return f"{split}/{metric}@{k}"
+
+
+def users_key(split: str) -> str:
+    """How many users had ground truth in `split` (the users each of its means is over)."""
+    return f"{split}/users"
+
+
+def parse_metric_key(key: str) -> MetricKey:
+    """"val/recall@20" -> MetricKey("val", "recall", 20); ValueError naming the expected form otherwise."""
+    match = _METRIC_KEY.match(key)
+    if not match or match["split"] not in SPLITS or match["metric"] not in METRICS:
+        raise ValueError(f"{key!r} is not a metric; expected <split>/<metric>@<k>, e.g. val/recall@20, with split "
+                         f"{'|'.join(SPLITS)} and metric {'|'.join(METRICS)}")
+    return MetricKey(match["split"], match["metric"], int(match["k"]))
+
+
+def metric_columns(ks: Iterable[int]) -> list[str]:
+    """Every metric key an evaluation at `ks` gives, then each split's user count (the records' column order)."""
+    return [metric_key(split, metric, k) for split in SPLITS for k in sorted(ks) for metric in METRICS] + [
+        users_key(split) for split in SPLITS
+    ]
+
+
+# ---- hyperparameters as record columns: param_<name>, a list (K) as text "10,20" --------------------------------
+
+PARAM_PREFIX = "param_"
+
+
+def param_column(name: str) -> str:
+    return PARAM_PREFIX + name
+
+
+def encode_param(value: Any) -> Any:
+    return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else value
+
+
+def decode_param(name: str, value: Any) -> Any:
+    """The value a record column holds, as the hyperparameter it was: K back to a list of ints, a null (None or
+    NaN, as a float column stores it) to None, numpy scalars to Python ones."""
+    if name == "k":
+        return [int(k) for k in str(value).split(",")]
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+        return None if isinstance(value, float) and math.isnan(value) else value
+    return value
+
+
+# ---- how a trial ended -------------------------------------------------------------------------------------------
+
+
+class StopReason(str, Enum):
+    """Why a trial's records end (the `stop_reason` column of its last epoch)."""
+
+    FINISHED = "finished"  # trained every epoch
+    EARLY_STOPPED = "early_stopped"  # the scheduler (ASHA) stopped it
+    FAILED = "failed"  # it raised, and its retries are spent
+    DIVERGED = "diverged"  # its loss became non-finite: failed on purpose, never retried
+
+    def __str__(self) -> str:
+        return self.value
+
+
+RUNNING = "running"  # not a stop reason: what trial tables say of a trial that has not ended
+PRODUCED_METRICS = (StopReason.FINISHED.value, StopReason.EARLY_STOPPED.value)  # trials a table can rank
+TRIAL_STATES = (*(reason.value for reason in StopReason), RUNNING)  # the order counts are shown in
+
+
+# ---- the experiment folder: <storage>/<name>/ ----------------------------------------------------------------
+
+SPEC_FILE = "tuner-spec.json"  # the spec it was started with
+PROVENANCE_FILE = "provenance.json"  # command, code, packages, resources of every (re)start
+RECORDS_DIR = "records"  # records/trial_id=<id>/epoch=<n>.parquet, compacted into trial.parquet when it ends
+COMPACTED_FILE = "trial.parquet"
+PER_USER_DIR = "per_user"  # per_user/trial_id=<id>.parquet: test metrics per user at the best-validation epoch
+MANIFESTS_DIR = "manifests"  # manifests/trial_id=<id>.attempt=<n>.json: what each trial start ran
+BASELINES_FILE = "baselines.parquet"
+STUDY_FILE = "optuna.db"  # the Optuna study rebuilt from the records
+RESTARTED_DIR = "restarted"  # the first attempts of trials that --restart-errored ran again
+REPORT_DIR = "report"
+ERROR_FILE = "error.txt"  # Ray's <trial id>/error.txt: why a trial failed
+CHECKPOINT_FILE = "trainer.pt"  # inside Ray's checkpoint folders
+
+
+def trial_folder(trial_id: str) -> str:
+    return f"trial_id={trial_id}"
+
+
+def epoch_file(epoch: int) -> str:
+    return f"epoch={epoch}.parquet"
+
+
+def is_record_file(name: str) -> bool:
+    return name == COMPACTED_FILE or (name.startswith("epoch=") and name.endswith(".parquet"))

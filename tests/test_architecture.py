@@ -1,0 +1,114 @@
+"""The layers import one way: recsys <- experiment <- tuning / analysis, and only tuning imports Ray.
+
+Statically, every import statement of every module counts (also the ones inside functions; `if TYPE_CHECKING:`
+blocks do not, they never run). Then in a fresh interpreter: what `tuner validate` and `tuner report` load.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fake_experiment import K, write_trial
+from tuner.recsys.hyperparameters import Hyperparameters
+
+PACKAGE = Path(__file__).resolve().parents[1] / "tuner"
+BASE = ("tuner.vocabulary", "tuner.errors", "tuner.storage", "tuner.yaml_loader", "tuner.timeline", "tuner.spec")
+
+# module prefix -> what its imports may not start with
+FORBIDDEN = {
+    "tuner.recsys": ("tuner.experiment", "tuner.tuning", "tuner.analysis", "tuner.cli", "tuner.train_command", "ray"),
+    "tuner.experiment": ("tuner.tuning", "tuner.analysis", "tuner.cli", "tuner.train_command", "ray", "torch"),
+    "tuner.analysis": ("tuner.tuning", "tuner.cli", "tuner.train_command", "ray", "torch"),
+    **{base: ("tuner.recsys.models", "tuner.recsys.training", "tuner.recsys.metrics", "tuner.experiment",
+              "tuner.tuning", "tuner.analysis", "tuner.cli", "ray", "torch", "pandas") for base in BASE},
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(tree: ast.AST) -> list[str]:
+    """Every module an import statement names, skipping `if TYPE_CHECKING:` blocks."""
+    names: list[str] = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.append(node.module)
+            names.extend(f"{node.module}.{alias.name}" for alias in node.names)  # from tuner.tuning import search
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return names
+
+
+def _all_imports() -> dict[str, list[str]]:
+    return {_module_name(path): _imports(ast.parse(path.read_text())) for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _starts(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def test_each_layer_imports_only_the_layers_below_it():
+    violations = [
+        f"{module} imports {name}"
+        for module, names in _all_imports().items()
+        for prefix, forbidden in FORBIDDEN.items() if _starts(module, prefix)
+        for name in names if any(_starts(name, f) for f in forbidden)
+    ]
+    assert violations == []
+
+
+def test_only_the_tuning_package_imports_ray():
+    importers = {module for module, names in _all_imports().items() if any(_starts(n, "ray") for n in names)}
+    assert importers and all(_starts(module, "tuner.tuning") for module in importers), importers
+
+
+def test_the_checker_sees_imports_inside_functions_but_not_type_checking_blocks():
+    tree = ast.parse("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import ray\n"
+                     "def f():\n    from tuner.tuning import search\n")
+    assert _imports(tree) == ["typing", "typing.TYPE_CHECKING", "tuner.tuning", "tuner.tuning.search"]
+
+
+def _loaded_after(code: str) -> set[str]:
+    """The top-level packages a fresh interpreter has loaded after running `code`."""
+    probe = f"{code}\nimport sys\nprint(' '.join(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                            cwd=PACKAGE.parent)
+    return set(result.stdout.split())
+
+
+def test_validate_loads_neither_torch_nor_ray_nor_pandas():
+    spec = PACKAGE.parent / "search_spaces" / "lightgcn.yaml"
+    loaded = _loaded_after(f"from tuner.cli import app\napp(['validate', {str(spec)!r}], standalone_mode=False)")
+    assert "tuner" in loaded and not loaded & {"torch", "ray", "pandas"}
+
+
+@pytest.mark.slow
+def test_a_tuning_report_loads_neither_ray_nor_torch(tmp_path):
+    from tuner.experiment.layout import save_spec
+    from tuner.spec import validate_spec
+
+    directory = tmp_path / "tuning"
+    spec = validate_spec({"name": "tuning", "model": "mf", "metric": f"val/recall@{K}", "storage": str(tmp_path),
+                          "fixed": {"k": [K]}, "params": {"lr": {"type": "float", "low": 1e-3, "high": 1e-1}}}, "t")
+    save_spec(str(directory), spec)
+    for i, lr in enumerate((0.01, 0.02, 0.05)):
+        write_trial(str(directory), f"t{i}", Hyperparameters(k=[K], lr=lr), [{f"val/recall@{K}": lr}])
+    loaded = _loaded_after(f"from tuner.cli import app\napp(['report', {str(directory)!r}], standalone_mode=False)")
+    assert {"tuner", "optuna", "matplotlib"} <= loaded and not loaded & {"torch", "ray"}
+    assert (directory / "report" / "report.md").is_file()

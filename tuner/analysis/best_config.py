@@ -1,0 +1,24 @@
+"""`tuner best`: the best finished trial of an experiment as a spec that `tuner train` runs to the same numbers."""
+
+from __future__ import annotations
+
+import yaml
+
+from tuner.experiment.read import Experiment
+from tuner.vocabulary import metric_key
+
+
+def best_spec_yaml(experiment: Experiment) -> str:
+    spec, best, hp = experiment.spec, experiment.best_trial(), experiment.best_hyperparameters()
+    document = spec.model_dump(
+        mode="json", exclude={"params", "search", "scheduler", "storage", "seeds", "base", "baselines"}
+    )
+    document["name"] = f"{spec.name}-best"
+    document["fixed"] = hp.model_dump(mode="json")
+    recall = metric_key("test", "recall", hp.k[-1])
+    header = (
+        f"# best finished trial {best['trial_id']} of {spec.name}: {spec.metric} = {best[spec.metric]:.6f} "
+        f"at epoch {best['best_epoch']}; {recall} there = {best[recall]:.6f}\n"
+        f"# run it again with: tuner train <this file> --threads 1\n"
+    )
+    return header + yaml.safe_dump(document, sort_keys=False)

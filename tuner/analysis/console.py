@@ -1,0 +1,117 @@
+"""Plain-text tables for the terminal."""
+
+from __future__ import annotations
+
+import math
+import shlex
+from typing import TYPE_CHECKING, Protocol
+
+from tuner.spec import ExperimentSpec
+from tuner.vocabulary import METRICS, RUNNING, SPLITS, StopReason, metric_key, param_column, parse_metric_key, users_key
+
+if TYPE_CHECKING:
+    from tuner.train_command import TrainOutcome
+    from tuner.tuning.run import RunSummary
+
+
+class Epoch(Protocol):
+    """What a printed epoch shows (recsys.training.EpochResult has it)."""
+
+    epoch: int
+    loss: float
+    train_seconds: float
+    eval_seconds: float
+    metrics: dict[str, float]
+
+
+def _epoch_columns(spec: ExperimentSpec) -> list[str]:
+    k = parse_metric_key(spec.metric).k
+    extra = [metric_key("val", m, k) for m in ("precision", "ndcg")]
+    return [spec.metric] + [column for column in extra if column != spec.metric]
+
+
+def epoch_header(spec: ExperimentSpec) -> str:
+    return f"{'epoch':>5} {'loss':>9} {'train s':>8} {'eval s':>7}  " + "  ".join(
+        f"{c:>15}" for c in _epoch_columns(spec)
+    )
+
+
+def epoch_row(spec: ExperimentSpec, result: Epoch) -> str:
+    row = f"{result.epoch:>5} {result.loss:>9.5f} {result.train_seconds:>8.2f} {result.eval_seconds:>7.2f}  "
+    if result.metrics:
+        row += "  ".join(f"{result.metrics[c]:>15.4f}" for c in _epoch_columns(spec))
+    return row
+
+
+def metrics_table(metrics: dict[str, float], ks: tuple[int, ...], splits=SPLITS) -> str:
+    columns = [(m, k) for k in ks for m in METRICS]
+    lines = [f"{'':<8}" + "".join(f"{f'{m}@{k}':>13}" for m, k in columns) + f"{'users':>8}"]
+    for split in splits:
+        values = "".join(f"{metrics[metric_key(split, m, k)]:>13.4f}" for m, k in columns)
+        lines.append(f"{split:<8}{values}{int(metrics[users_key(split)]):>8}")
+    return "\n".join(lines)
+
+
+def final_table(outcome: TrainOutcome) -> str:
+    spec, best = outcome.spec, outcome.best
+    parts = [
+        "",
+        outcome.data.summary(),
+        f"best epoch {best.epoch} of {len(outcome.epochs)} by {spec.metric} ({spec.mode}); "
+        f"device {outcome.device}; {sum(r.train_seconds for r in outcome.epochs):.1f} s training",
+        metrics_table(best.metrics, spec.fixed.k),
+        "",
+        "MostPop baseline on the same split:",
+        metrics_table(outcome.most_popular, spec.fixed.k, splits=("val", "test")),
+    ]
+    if best.metrics.get(users_key("val"), 0) == 0:
+        parts.insert(3, "no validation edges (dataset.split.val is 0): the last evaluated epoch is reported")
+    return "\n".join(parts)
+
+
+def run_summary_text(summary: RunSummary) -> str:
+    spec, counts = summary.spec, summary.counts
+    lines = [""]
+    finished = summary.experiment.finished_trials()
+    if not finished.empty:
+        best = finished.iloc[0]
+        k = spec.fixed.k[-1]
+        test = "  ".join(f"{m}@{k} {best[metric_key('test', m, k)]:.4f}" for m in METRICS)
+        params = ", ".join(f"{name}={_plain(best[param_column(name)])}" for name in spec.searched()) or "(fixed)"
+        lines += [
+            f"best trial {best['trial_id']}: {spec.metric} {best[spec.metric]:.4f} at epoch {int(best['best_epoch'])} "
+            f"of {int(best['epochs_run'])}",
+            f"  test at that epoch: {test}",
+            f"  config: {params}",
+        ]
+    else:
+        lines.append("no trial finished")
+    total = sum(counts.values())
+    lines.append(
+        f"trials: {total} of {summary.expected_trials} — {counts_text(counts)}"
+    )
+    failed = summary.errors
+    for trial_id, error in list(failed.items())[:5]:
+        lines.append(f"  failed {trial_id}: {error}")
+    if len(failed) > 5:
+        lines.append(f"  ... and {len(failed) - 5} more failed trials (<experiment>/<trial id>/error.txt)")
+    lines.append(f"written to {summary.experiment_dir} (records/ per epoch as parquet"
+                 + (", optuna.db for optuna-dashboard" if summary.study_path else "") + ")")
+    if summary.interrupted:
+        lines.append("interrupted: run the same command again to resume")
+    where = f"{spec.name} --storage {shlex.quote(spec.storage)}"  # quoted: the line is made to be copied and run
+    lines.append(f"next: tuner best {where}   |   tuner records {where}")
+    return "\n".join(lines)
+
+
+def counts_text(counts: dict[str, int]) -> str:
+    """"3 finished, 1 early-stopped, 0 failed, 0 diverged" (", 2 unfinished" when some are)."""
+    text = (f"{counts[StopReason.FINISHED]} finished, {counts[StopReason.EARLY_STOPPED]} early-stopped, "
+            f"{counts[StopReason.FAILED]} failed, {counts[StopReason.DIVERGED]} diverged")
+    return text + (f", {counts[RUNNING]} unfinished" if counts[RUNNING] else "")
+
+
+def _plain(value):
+    if isinstance(value, float):
+        return "null" if math.isnan(value) else f"{value:.4g}"  # a null samples_per_user is NaN in a float column
+    return value

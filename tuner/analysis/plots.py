@@ -1,0 +1,122 @@
+"""PNG plots for the report (matplotlib, Agg). Each function writes one file and returns nothing."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
+
+from tuner.vocabulary import metric_key  # noqa: E402
+
+# no timestamps or software versions in the files: the same records give the same bytes
+_SAVE = {"dpi": 110, "metadata": {"Software": None}, "bbox_inches": "tight"}
+
+
+def _save(figure, path) -> None:
+    figure.savefig(path, **_SAVE)
+    plt.close(figure)
+
+
+def ablation_values(table: pd.DataFrame, factor: str, k: int, path) -> None:
+    """Precision and recall@K (val and test) against the factor's value, mean ± std over seeds."""
+    rows = table[~table["baseline"]]
+    x = np.arange(len(rows))
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for axis, metric in zip(axes, ("precision", "recall")):
+        for split, marker in (("val", "o"), ("test", "s")):
+            column = metric_key(split, metric, k)
+            axis.errorbar(x, rows[column], yerr=rows[f"{column} std"].fillna(0), marker=marker, capsize=4, label=split)
+        for _, baseline in table[table["baseline"]].iterrows():
+            test = baseline[metric_key("test", metric, k)]
+            axis.axhline(test, linestyle="--", linewidth=1, color="grey")
+            axis.annotate(f"{baseline['row']} (test)", (x[-1], test), fontsize=7,
+                          ha="right", va="bottom", color="grey")
+        axis.set_xticks(x, rows["value"])
+        axis.set_xlabel(factor)
+        axis.set_ylabel(f"{metric}@{k}")
+        axis.legend()
+        axis.grid(alpha=0.3)
+    figure.suptitle(f"{factor}: mean ± std over seeds, each trial at its best-validation epoch")
+    _save(figure, path)
+
+
+def ablation_curves(records: pd.DataFrame, trials: pd.DataFrame, factor: str, metric: str, path) -> None:
+    """Validation metric and training loss against the epoch, one line per value (mean over seeds)."""
+    labelled = records.merge(trials[["trial_id", "value"]], on="trial_id")
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    groups = sorted(labelled.groupby("value", sort=False), key=lambda item: _numeric_first(item[0]))
+    for value, group in groups:  # the legend in the values' order: 20, 100, 200, 500
+        evaluated = group[group["evaluated"]].groupby("epoch")[metric].mean()
+        axes[0].plot(evaluated.index, evaluated.values, marker=".", label=f"{factor}={value}")
+        loss = group.groupby("epoch")["loss"].mean()
+        axes[1].plot(loss.index, loss.values, label=f"{factor}={value}")
+    axes[0].set_ylabel(metric)
+    axes[1].set_ylabel("training loss")
+    for axis in axes:
+        axis.set_xlabel("epoch")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    figure.suptitle("training curves per value (mean over seeds)")
+    _save(figure, path)
+
+
+def _numeric_first(value) -> tuple:
+    try:
+        return (0, float(value), "")
+    except (TypeError, ValueError):
+        return (1, 0.0, str(value))
+
+
+def study_plots(study, parameters: list[str], importances: list[str], folder) -> list[tuple[str, str]]:
+    """Optuna's own plots (optuna.visualization.matplotlib) of the experiment's study, as (file, caption) pairs:
+    optimisation history, parameter importances, parallel coordinates, slices, and a contour of the two most
+    important parameters. A plot Optuna cannot draw for this study (too few complete trials) is left out."""
+    import optuna
+    from optuna.visualization import matplotlib as optuna_plots
+
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+    wanted = [
+        ("history.png", "optimisation history (complete trials; early-stopped ones are pruned)",
+         lambda: optuna_plots.plot_optimization_history(study)),
+        ("importances.png", "parameter importances (Optuna fANOVA on the finished trials)",
+         lambda: optuna_plots.plot_param_importances(study, evaluator=evaluator, params=importances or None)),
+        ("parallel.png", "parallel coordinates of the searched parameters, coloured by the objective",
+         lambda: optuna_plots.plot_parallel_coordinate(study, params=parameters)),
+        ("slice.png", "the objective against each searched parameter",
+         lambda: optuna_plots.plot_slice(study, params=parameters)),
+    ]
+    if len(importances) >= 2:
+        wanted.append(("contour.png", f"contour of the two most important parameters ({importances[0]}, {importances[1]})",
+                       lambda: optuna_plots.plot_contour(study, params=importances[:2])))
+    made = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        for file, caption, draw in wanted:
+            if len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) < 2 and file != "history.png":
+                continue
+            figure = np.atleast_1d(draw()).flat[0].figure
+            for axis in figure.axes:  # log axes label their minor ticks too, and those collide
+                if axis.get_xscale() == "log":
+                    axis.xaxis.set_minor_formatter(NullFormatter())
+            _save(figure, Path(folder) / file)
+            made.append((file, caption))
+    return made
+
+
+def learning_curves(records: pd.DataFrame, trial_ids: list[str], metric: str, path) -> None:
+    figure, axis = plt.subplots(figsize=(7, 3.8))
+    for trial_id in trial_ids:
+        rows = records[(records["trial_id"] == trial_id) & records["evaluated"]].sort_values("epoch")
+        axis.plot(rows["epoch"], rows[metric], marker=".", label=trial_id)
+    axis.set_xlabel("epoch")
+    axis.set_ylabel(metric)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7, title="top trials")
+    _save(figure, path)

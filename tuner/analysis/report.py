@@ -1,0 +1,250 @@
+"""`tuner report`: what an experiment's report says — an overview, the ablation or tuning results with baselines,
+significance and plots, and how it was made — from `Experiment.open(path)`. document.py writes it out as
+report.md, report.html (images embedded) and tables/*.csv; plots go to plots/*.png.
+
+Reads only the experiment folder's files: no Ray, no torch, so a copied folder works. The same records give
+byte-identical markdown and CSV.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from tuner import storage
+from tuner.analysis import plots
+from tuner.analysis.console import counts_text
+from tuner.analysis.document import Section, write_document
+from tuner.analysis.summarize import (
+    ablation_columns,
+    ablation_table,
+    flag_degenerate,
+    format_value,
+    parameter_importances,
+    per_user_wilcoxon,
+    resource_time,
+    seed_paired_pvalues,
+    usable_trials,
+)
+from tuner.errors import TunerError
+from tuner.experiment.read import Experiment
+from tuner.experiment.study_export import build_study
+from tuner.vocabulary import (
+    PRODUCED_METRICS,
+    REPORT_DIR,
+    RUNNING,
+    StopReason,
+    metric_key,
+    param_column,
+    parse_metric_key,
+)
+
+
+class NoResultsError(TunerError):
+    """The experiment has no trial with metrics: the report says so and the command fails."""
+
+    exit_code = 1
+
+
+def write_report(experiment: Experiment, out_dir: str | None = None) -> Path:
+    """Write the report; returns its folder. Raises NoResultsError (after writing a report that says so)
+    when no trial produced metrics."""
+    spec = experiment.spec
+    if out_dir is None:  # beside the records, or here when they are in an object store
+        out_dir = (f"{spec.name}-report" if storage.is_uri(experiment.directory)
+                   else os.path.join(experiment.directory, REPORT_DIR))
+    out = Path(out_dir)
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    counts = experiment.counts
+    sections = [_overview(experiment)]
+    has_results = sum(counts[reason] for reason in PRODUCED_METRICS) > 0
+    if has_results:
+        if spec.ablated():
+            for factor in spec.ablated():
+                sections.append(_ablation(experiment, factor, out))
+        else:
+            sections.append(_tuning(experiment, out))
+    else:
+        sections[0].text(
+            f"**No trial produced results**: {counts[StopReason.FAILED]} failed, {counts[StopReason.DIVERGED]} "
+            f"diverged, {counts[RUNNING]} never ended. There is nothing to tabulate or plot; see the trials' error "
+            "files in the experiment folder."
+        )
+    sections.append(_reproducibility(experiment))
+    write_document(f"Report: {spec.name}", sections, out)
+    if not has_results:
+        raise NoResultsError(f"{experiment.directory}: no trial of {spec.name} produced results (report written to {out})")
+    return out
+
+
+# ---- sections -----------------------------------------------------------------------------------------------
+
+
+def _overview(experiment: Experiment) -> Section:
+    spec, counts, errors = experiment.spec, experiment.counts, experiment.errors
+    section = Section("Overview")
+    spent = resource_time(experiment.trials, experiment.trial_resources)
+    section.text(
+        f"Experiment `{spec.name}`: model `{spec.model}` on `{spec.dataset.name}`, selected on `{spec.metric}` "
+        f"({spec.mode}). Trials: {sum(counts.values())} — {counts_text(counts)}"
+        + f". Time spent: {_duration(spent['trial_seconds'])} of trials, {_duration(spent['cpu_seconds'])} CPU, "
+        f"{_duration(spent['gpu_seconds'])} GPU. Every metric is read at the trial's best-validation epoch."
+    )
+    if errors:
+        section.text("Trials that failed for good, and the error that ended each (`<trial id>/error.txt` has the "
+                     "whole traceback):")
+        section.table("failed_trials", pd.DataFrame({"trial": list(errors), "error": list(errors.values())}))
+    unreadable = experiment.records.attrs.get("unreadable")
+    if unreadable:
+        section.text("**Records that could not be read** — the trials they hold are missing from every table "
+                     "below: " + ", ".join(f"`{path}`" for path in unreadable))
+    return section
+
+
+def _ablation(experiment: Experiment, factor: str, out: Path) -> Section:
+    spec, records, trials = experiment.spec, experiment.records, experiment.trials
+    k = parse_metric_key(spec.metric).k
+    section = Section(f"Ablation: {factor}")
+    table = ablation_table(trials, factor, spec.metric, spec.mode, experiment.baselines)
+    usable = usable_trials(trials, factor)
+    best_label = table.loc[table["best"], "value"].iloc[0]
+    pvalues = seed_paired_pvalues(trials, factor, best_label, spec.metric)
+    ranked = table[~table["baseline"]].sort_values(spec.metric, ascending=spec.mode != "max")
+    runner_up = ranked["value"].iloc[1] if len(ranked) > 1 else None
+    wilcoxon = (
+        per_user_wilcoxon(experiment.per_user, trials, factor, best_label, runner_up, spec.metric)
+        if runner_up is not None else float("nan")
+    )
+    flags = flag_degenerate(table, spec.metric)
+
+    shown = pd.DataFrame({"row": table["row"] + table["best"].map({True: " (best)", False: ""})})
+    for column in ablation_columns(k):
+        shown[column] = [_mean_std(m, s) for m, s in zip(table[column], table[f"{column} std"])]
+    shown["seeds"] = table["seeds"].astype(int)
+    shown["p (seeds, vs best)"] = [
+        "" if b or base else _p(pvalues.get(v)) for v, b, base in zip(table["value"], table["best"], table["baseline"])
+    ]
+    shown["p (users, vs best)"] = [_p(wilcoxon) if v == runner_up else "" for v in table["value"]]
+    shown["flag"] = flags
+    section.table(f"ablation_{factor}", shown)
+    section.text(
+        f"Top-{k} precision and recall, mean ± std over seeds, each trial at its best-validation epoch; the best "
+        f"value has the best mean `{spec.metric}`. *p (seeds)*: paired t-test across seeds of test recall@{k} "
+        f"against the best value. *p (users)*: Wilcoxon signed-rank test of per-user test recall@{k} between the "
+        f"best value and the runner-up, users paired within each seed. A *flag* marks a row not to trust: not "
+        f"better than MostPop, or the very same metrics as another value (everyone gets the same popular items)."
+        + (f" {len(trials) - len(usable)} trial(s) failed or diverged and are left out." if len(trials) > len(usable) else "")
+    )
+    plots.ablation_values(table, factor, k, out / "plots" / f"ablation_{factor}.png")
+    section.image(f"plots/ablation_{factor}.png", f"{factor}: validation and test precision/recall@{k} per value")
+    plots.ablation_curves(records, usable, factor, spec.metric, out / "plots" / f"curves_{factor}.png")
+    section.image(f"plots/curves_{factor}.png", f"{factor}: {spec.metric} and training loss per epoch")
+    return section
+
+
+def _tuning(experiment: Experiment, out: Path) -> Section:
+    spec, records, trials, baselines = experiment.spec, experiment.records, experiment.trials, experiment.baselines
+    k = parse_metric_key(spec.metric).k
+    test_columns = [metric_key("test", m, k) for m in ("precision", "recall", "ndcg")]
+    section = Section("Tuning")
+    searched = list(spec.searched())
+    top = trials[trials["stop_reason"].isin(PRODUCED_METRICS)].head(10)
+    shown = pd.DataFrame({
+        "trial": top["trial_id"],
+        "stop reason": top["stop_reason"],
+        "epochs": top["epochs_run"].astype(int),
+        "best epoch": top["best_epoch"].astype(int),
+        spec.metric: top[spec.metric].map(_f),
+        **{column: top[column].map(_f) for column in test_columns},
+        **{name: top[param_column(name)].map(format_value) for name in searched},
+    })
+    section.table("best_trials", shown)
+    section.text("Best trials: finished trials first (ranked by validation), then early-stopped ones, which are "
+                 "never ranked as if they had finished. Test metrics at each trial's best-validation epoch.")
+    if not baselines.empty:
+        section.table("baselines", pd.DataFrame({
+            "baseline": baselines["baseline"],
+            "seed": baselines["seed"].map(lambda s: "-" if pd.isna(s) else str(int(s))),
+            spec.metric: baselines[spec.metric].map(_f),
+            **{column: baselines[column].map(_f) for column in test_columns},
+        }))
+        section.text("Baselines on the same split (MF at its best-validation epoch): a trial that does not beat them "
+                     "has learnt nothing the popularity of items does not already say.")
+    importances = parameter_importances(spec, records, trials)
+    if not importances.empty:
+        section.table("importances", importances.assign(importance=importances["importance"].map(_f)))
+    else:
+        section.text("Parameter importances need at least two finished trials with varying parameters.")
+    study = build_study(spec, records, trials)
+    for file, caption in plots.study_plots(study, searched, list(importances["parameter"]), out / "plots"):
+        section.image(f"plots/{file}", caption)
+    plots.learning_curves(records, list(top["trial_id"].head(5)), spec.metric, out / "plots" / "learning_curves.png")
+    section.image("plots/learning_curves.png", f"{spec.metric} per epoch of the top trials")
+    return section
+
+
+def _reproducibility(experiment: Experiment) -> Section:
+    spec, records = experiment.spec, experiment.records
+    section = Section("Reproducibility")
+    origin = experiment.provenance
+    split_hashes = sorted(records["split_hash"].unique()) if not records.empty else []
+    seeds = sorted(int(s) for s in records["seed"].unique()) if not records.empty else []
+    rows = [
+        ("dataset", f"{spec.dataset.name} (rating_threshold {spec.dataset.rating_threshold}, "
+                    f"max_users {spec.dataset.max_users})"),
+        ("split", f"{spec.dataset.split.kind}, test {spec.dataset.split.test}, val {spec.dataset.split.val}, "
+                  f"seed {spec.dataset.split.seed}; hash {', '.join(split_hashes) or '-'}"),
+        ("training seeds", ", ".join(map(str, seeds)) or "-"),
+        ("command", origin.get("command", "unknown")),
+        ("resumed with", "; ".join(origin.get("resumed_with", [])) or "-"),
+        ("tuner git revision", origin.get("git_revision", "unknown")),
+        ("python", origin.get("python", "unknown")),
+        *((f"{name}", version) for name, version in sorted(origin.get("packages", {}).items())),
+    ]
+    section.table("reproducibility", pd.DataFrame(rows, columns=["what", "value"]))
+    _trial_code(section, origin, experiment.manifests)
+    return section
+
+
+def _code(facts: dict) -> str:
+    packages = ", ".join(f"{name} {version}" for name, version in sorted(facts.get("packages", {}).items()))
+    return f"tuner {facts.get('git_revision', 'unknown')}; python {facts.get('python', '?')}; {packages}"
+
+
+def _trial_code(section: Section, origin: dict, manifests: list[dict]) -> None:
+    """Whether the trials' workers ran the code and packages above (each trial start writes a manifest)."""
+    if not manifests:
+        return
+    starts = pd.DataFrame({"code": [_code(m) for m in manifests], "trial": [m["trial_id"] for m in manifests]})
+    groups = starts.groupby("code", sort=True)["trial"].agg(["size", "nunique"]).reset_index()
+    if len(groups) == 1 and groups["code"].iloc[0] == _code(origin):
+        section.text(f"All {len(manifests)} trial starts (`manifests/`) ran this code and these packages.")
+        return
+    section.text(f"**The trials did not all run the code and packages above**: {len(groups)} combination(s) over "
+                 f"{len(manifests)} trial starts (each start's are in `manifests/`).")
+    section.table("trial_code", groups.rename(columns={"size": "trial starts", "nunique": "trials"}))
+
+
+# ---- number formats -----------------------------------------------------------------------------------------
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h" if seconds >= 360 else f"{seconds:.0f} s"
+
+
+def _f(value) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
+
+
+def _mean_std(mean, std) -> str:
+    return _f(mean) if std is None or (isinstance(std, float) and math.isnan(std)) else f"{mean:.4f} ± {std:.4f}"
+
+
+def _p(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.3g}"

@@ -1,0 +1,164 @@
+"""The analysis: trial tables -> ablation tables, significance tests, degenerate-row flags, importances and time
+spent (pandas DataFrames). No Ray, no torch, no plotting."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from tuner.vocabulary import PRODUCED_METRICS, SPLITS, StopReason, metric_key, param_column, parse_metric_key
+
+
+def ablation_columns(k: int) -> list[str]:
+    """The metrics an ablation table shows: top-K precision and recall on every split."""
+    return [metric_key(split, metric, k) for split in SPLITS for metric in ("precision", "recall")]
+
+
+def usable_trials(trials: pd.DataFrame, factor: str) -> pd.DataFrame:
+    """Trials that produced metrics, with `value`: the factor's value as a label ("null" for None)."""
+    usable = trials[trials["stop_reason"].isin(PRODUCED_METRICS)].copy()
+    usable["value"] = usable[param_column(factor)].map(format_value)
+    order = usable[param_column(factor)].map(
+        lambda v: (0, 0.0) if _is_null(v) else (1, float(v)) if _is_number(v) else (2, str(v))
+    )
+    return usable.assign(_order=order).sort_values(["_order", param_column("seed")]).drop(columns="_order")
+
+
+def ablation_table(
+    trials: pd.DataFrame, factor: str, metric: str, mode: str, baselines: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """One row per value of `factor`: mean and std over seeds of top-K train / val / test precision and recall
+    (each trial at its best-validation epoch) and the number of seeds; then one row per baseline. `best` marks
+    the value with the best mean validation metric (the selection criterion); test metrics are only reported."""
+    k = parse_metric_key(metric).k
+    groups = [(value, group) for value, group in usable_trials(trials, factor).groupby("value", sort=False)]
+    if baselines is not None and not baselines.empty:
+        groups += [(name, group) for name, group in baselines.groupby("baseline", sort=True)]
+    rows = []
+    for label, group in groups:
+        row = {"row": label if label in _baseline_names(baselines) else f"{factor}={label}", "value": label,
+               "baseline": label in _baseline_names(baselines), "seeds": len(group), metric: group[metric].mean()}
+        for column in ablation_columns(k):
+            series = group[column]
+            row[column] = series.mean()
+            row[f"{column} std"] = series.std(ddof=1) if len(series) > 1 else float("nan")
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    candidates = table[~table["baseline"]][metric]
+    best_index = candidates.idxmax() if mode == "max" else candidates.idxmin()
+    table["best"] = table.index == best_index
+    return table
+
+
+def flag_degenerate(table: pd.DataFrame, metric: str) -> pd.Series:
+    """Why a value's row is not to be trusted ('' when it is): not better than MostPop on test precision; test
+    precision and recall identical (to 4 decimals) to another value's; or identical in every seed — the
+    signatures of a model that recommends the same popular items to everyone."""
+    k = parse_metric_key(metric).k
+    precision, recall = metric_key("test", "precision", k), metric_key("test", "recall", k)
+    values = table[~table["baseline"]]
+    most_popular = table.loc[table["row"] == "mostpop", precision]
+    reasons = pd.Series([""] * len(table), index=table.index, dtype=object)
+    for index, row in values.iterrows():
+        why = []
+        if len(most_popular) and row[precision] <= most_popular.iloc[0] + 1e-12:
+            why.append(f"not better than MostPop (test precision@{k} {most_popular.iloc[0]:.4f})")
+        same = [
+            other["row"] for j, other in values.iterrows()
+            if j != index and round(other[precision], 4) == round(row[precision], 4)
+            and round(other[recall], 4) == round(row[recall], 4)
+        ]
+        if same:
+            why.append(f"same test precision/recall@{k} as {', '.join(same)}")
+        if row["seeds"] > 1 and row[f"{precision} std"] == 0 and row[f"{recall} std"] == 0:
+            why.append("identical test precision/recall in every seed")
+        reasons[index] = "; ".join(why)
+    return reasons
+
+
+def seed_paired_pvalues(trials: pd.DataFrame, factor: str, best_label: str, metric: str) -> dict[str, float]:
+    """Paired t-test across seeds of test recall@K, each value against the best one (pairs share a seed).
+    NaN where fewer than two seeds pair up; 1.0 where every pair is identical."""
+    from scipy import stats
+
+    column = metric_key("test", "recall", parse_metric_key(metric).k)
+    groups = usable_trials(trials, factor).groupby("value", sort=False)
+    by_value = {v: g.set_index(param_column("seed"))[column] for v, g in groups}
+    pvalues = {}
+    for label, series in by_value.items():
+        if label == best_label or best_label not in by_value:
+            continue
+        paired = pd.concat([series, by_value[best_label]], axis=1, join="inner").dropna()
+        if len(paired) < 2:
+            pvalues[label] = float("nan")
+        elif (paired.iloc[:, 0] == paired.iloc[:, 1]).all():
+            pvalues[label] = 1.0
+        else:
+            pvalues[label] = float(stats.ttest_rel(paired.iloc[:, 0], paired.iloc[:, 1]).pvalue)
+    return pvalues
+
+
+def per_user_wilcoxon(per_user: pd.DataFrame, trials: pd.DataFrame, factor: str, first: str, second: str, metric: str) -> float:
+    """Wilcoxon signed-rank test of per-user test recall@K between two values, users paired within a seed
+    (every (seed, user) is one pair). NaN when nothing pairs up; 1.0 when every pair is identical."""
+    from scipy import stats
+
+    column = metric_key("test", "recall", parse_metric_key(metric).k)
+    if per_user.empty or column not in per_user:
+        return float("nan")
+    keyed = per_user.merge(usable_trials(trials, factor)[["trial_id", "value", param_column("seed")]], on="trial_id")
+    a = keyed[keyed["value"] == first].set_index([param_column("seed"), "user"])[column]
+    b = keyed[keyed["value"] == second].set_index([param_column("seed"), "user"])[column]
+    paired = pd.concat([a, b], axis=1, join="inner").dropna()
+    if len(paired) == 0:
+        return float("nan")
+    if (paired.iloc[:, 0] == paired.iloc[:, 1]).all():
+        return 1.0
+    return float(stats.wilcoxon(paired.iloc[:, 0], paired.iloc[:, 1]).pvalue)
+
+
+def _baseline_names(baselines: pd.DataFrame | None) -> set:
+    return set() if baselines is None or baselines.empty else set(baselines["baseline"])
+
+
+def _is_null(value) -> bool:
+    return value is None or (isinstance(value, float) and pd.isna(value))
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) or hasattr(value, "dtype")
+
+
+def format_value(value) -> str:
+    if _is_null(value):
+        return "null"
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def parameter_importances(spec, records: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
+    """Optuna's fANOVA importances of the searched parameters for the spec metric, evaluated on the finished
+    trials of the records (empty when fewer than two finished trials or nothing varies)."""
+    import optuna
+
+    from tuner.experiment.study_export import build_study
+
+    finished = trials[trials["stop_reason"] == StopReason.FINISHED]
+    names = [n for n in spec.searched() if finished[param_column(n)].astype(str).nunique() > 1] if not finished.empty else []
+    if len(finished) < 2 or not names:
+        return pd.DataFrame(columns=["parameter", "importance"])
+    study = build_study(spec, records, finished)
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+    importances = optuna.importance.get_param_importances(study, evaluator=evaluator, params=names)
+    return pd.DataFrame({"parameter": list(importances), "importance": list(importances.values())})
+
+
+def resource_time(trials: pd.DataFrame, trial_resources: dict[str, float]) -> dict[str, float]:
+    """Wall seconds summed over trials, times the CPUs / GPUs each trial held ({"cpu": ..., "gpu": ...})."""
+    seconds = float(trials["total_seconds"].fillna(0).sum()) if not trials.empty else 0.0
+    return {"trial_seconds": seconds, "cpu_seconds": seconds * trial_resources["cpu"],
+            "gpu_seconds": seconds * trial_resources["gpu"]}

@@ -1,0 +1,79 @@
+"""Where an experiment lives and what it was started with."""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+
+import pyarrow.fs as pafs
+
+from tuner import storage
+from tuner.errors import SpecError
+from tuner.spec import ExperimentSpec
+from tuner.vocabulary import ERROR_FILE, RESTARTED_DIR, SPEC_FILE, trial_folder
+
+
+def experiment_dir(location: str, name: str) -> str:
+    """<storage>/<name>; a local storage path is made absolute (Ray needs it so)."""
+    if storage.is_uri(location):
+        return storage.join(location, name)
+    return os.path.join(os.path.abspath(os.path.expanduser(location)), name)
+
+
+def resolve(experiment: str, location: str) -> str:
+    """EXPERIMENT on the command line: a folder or URI holding a tuner experiment, else a name under storage."""
+    if storage.is_file(storage.join(experiment, SPEC_FILE)):
+        return experiment if storage.is_uri(experiment) else os.path.abspath(experiment)
+    return experiment_dir(location, experiment)
+
+
+def save_spec(directory: str, spec: ExperimentSpec) -> None:
+    storage.write_text(storage.join(directory, SPEC_FILE), spec.model_dump_json(indent=2, exclude_unset=True))
+
+
+def load_saved_spec(directory: str) -> ExperimentSpec:
+    path = storage.join(directory, SPEC_FILE)
+    if not storage.is_file(path):
+        raise SpecError(f"{directory}: not a tuner experiment (no {SPEC_FILE}); check the name and --storage")
+    try:
+        return ExperimentSpec.model_validate_json(storage.read_text(path))
+    except ValueError as exc:
+        raise SpecError(f"{path}: unreadable ({str(exc).splitlines()[0]})") from None
+
+
+def spec_differences(old: ExperimentSpec, new: ExperimentSpec) -> list[str]:
+    """Dotted paths whose values differ (storage excluded: it is where, not what)."""
+    a, b = _flatten(old.model_dump(mode="json")), _flatten(new.model_dump(mode="json"))
+    return sorted(key for key in set(a) | set(b) if a.get(key) != b.get(key) and key != "storage")
+
+
+def _flatten(value, prefix=""):
+    if isinstance(value, dict):
+        out = {}
+        for key, inner in value.items():
+            out.update(_flatten(inner, f"{prefix}{key}."))
+        return out or {prefix.rstrip("."): {}}
+    return {prefix.rstrip("."): json.dumps(value, sort_keys=True)}
+
+
+def trial_errors(directory: str) -> dict[str, str]:
+    """trial id -> the last line of the error that ended it for good (Ray's `<trial id>/error.txt` in the
+    experiment folder: the exception and its message). Trials set aside by --restart-errored (restarted/) are not
+    counted: they ran again under new ids."""
+    fs, root = storage.resolve(directory)
+    selector = pafs.FileSelector(root, allow_not_found=True)
+    restarted = pafs.FileSelector(posixpath.join(root, RESTARTED_DIR), allow_not_found=True)
+    set_aside = {posixpath.basename(info.path).removeprefix(trial_folder("")) for info in fs.get_file_info(restarted)}
+    folders = [
+        info.path for info in fs.get_file_info(selector)
+        if info.type == pafs.FileType.Directory and posixpath.basename(info.path) not in set_aside
+    ]
+    candidates = [posixpath.join(folder, ERROR_FILE) for folder in folders]
+    errors = {}
+    for info in fs.get_file_info(candidates) if candidates else []:
+        if info.type == pafs.FileType.File:
+            with fs.open_input_stream(info.path) as stream:
+                lines = [line.strip() for line in stream.read().decode(errors="replace").splitlines() if line.strip()]
+            errors[posixpath.basename(posixpath.dirname(info.path))] = lines[-1] if lines else "(empty error.txt)"
+    return errors

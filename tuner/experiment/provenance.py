@@ -1,0 +1,118 @@
+"""What produced an experiment: command line, tuner's git revision, package versions (for the report)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+from tuner import storage
+from tuner.errors import DataError
+from tuner.vocabulary import MANIFESTS_DIR, PROVENANCE_FILE, trial_folder
+
+PACKAGES = ("tuner", "torch", "torch_geometric", "ray", "optuna", "numpy", "pandas", "pyarrow", "pydantic")
+
+
+def git_revision() -> str:
+    source = Path(__file__).resolve().parent
+    try:
+        revision = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                  timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return revision + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+
+
+def current() -> dict:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return {
+        "command": " ".join(["tuner", *sys.argv[1:]]) if sys.argv else "",
+        "git_revision": git_revision(),
+        "python": platform.python_version(),
+        "packages": versions,
+    }
+
+
+def record(directory: str, trial_resources: dict[str, float]) -> None:
+    """The first run's provenance; a resume adds its command line to `resumed_with`. `trial_resources` (the CPUs
+    and GPUs each trial holds, as `resources: auto` resolved them) are the latest run's."""
+    now = current()
+    saved = load(directory)
+    if saved:
+        saved.setdefault("resumed_with", []).append(now["command"])
+    else:
+        saved = {**now, "started_at": directory}
+    saved["trial_resources"] = trial_resources
+    storage.write_text(storage.join(directory, PROVENANCE_FILE), json.dumps(saved, indent=2, sort_keys=True))
+
+
+def load(directory: str) -> dict:
+    path = storage.join(directory, PROVENANCE_FILE)
+    if not storage.is_file(path):
+        return {}
+    try:
+        return json.loads(storage.read_text(path))
+    except json.JSONDecodeError as exc:
+        raise DataError(
+            f"{path}: is damaged ({exc.msg}, line {exc.lineno}); it only records how the experiment was made: "
+            "remove it and run the command again"
+        ) from None
+
+
+def started_at(directory: str) -> str | None:
+    """Where the experiment was when its first run started (None for experiments from before this was kept)."""
+    return load(directory).get("started_at")
+
+
+def trial_resources(directory: str, spec) -> dict[str, float]:
+    """The CPUs and GPUs each of the experiment's trials held: as recorded by its run, else as its spec says
+    (`auto` before any run: one CPU)."""
+    recorded = load(directory).get("trial_resources")
+    if recorded:
+        return recorded
+    return {"cpu": 1.0, "gpu": 0.0} if spec.resources == "auto" else spec.resources.model_dump()
+
+
+
+
+@functools.cache
+def _this_process_code() -> dict:
+    """tuner's revision, Python and packages of this (worker) process: asked once (two git calls), not per trial."""
+    facts = current()
+    facts.pop("command")  # a worker's command line is Ray's, not the user's
+    return facts
+
+
+def record_trial(directory: str, trial_id: str, attempt: int, **facts) -> None:
+    """What one start of one trial ran with — the worker's own tuner revision, Python and packages, plus `facts`
+    (device, split hash, seed) — in <experiment>/manifests/trial_id=<id>.attempt=<n>.json. A resume with other
+    code or packages then shows in the report."""
+    manifest = {"trial_id": trial_id, "attempt": attempt, **_this_process_code(), **facts}
+    name = f"{trial_folder(trial_id)}.attempt={attempt}.json"
+    storage.write_text(storage.join(directory, MANIFESTS_DIR, name), json.dumps(manifest, indent=2, sort_keys=True))
+
+
+def trial_manifests(directory: str) -> list[dict]:
+    fs, root = storage.resolve(storage.join(directory, MANIFESTS_DIR))
+    infos = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+    manifests = []
+    for info in sorted(infos, key=lambda i: i.path):
+        with fs.open_input_stream(info.path) as stream:
+            try:
+                manifests.append(json.loads(stream.read()))
+            except ValueError:
+                continue  # a manifest cut short by a crash: the attempt's records still count
+    return manifests

@@ -1,0 +1,204 @@
+"""Per-epoch trial records as parquet: one fixed schema, one file per (trial, epoch), written atomically.
+
+Layout: <experiment dir>/records/trial_id=<id>/epoch=<n>.parquet while a trial runs. A retried or resumed trial
+rewrites the epochs after its last checkpoint; `load` returns one row per (trial, epoch) and drops epochs that an
+older attempt wrote beyond where the newest attempt has got (they were rolled back to a checkpoint). When a trial
+has ended, its epochs are compacted into trial_id=<id>/trial.parquet (written before the epoch files are
+removed, so a crash in between only leaves duplicates that `load` drops): reading a parquet file costs about a
+millisecond whatever its size, and a finished experiment of 200 trials x 100 epochs is then 200 files, not 20,000.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import warnings
+from typing import Any, Iterable
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from tuner import storage
+from tuner.recsys.hyperparameters import Hyperparameters
+from tuner.storage import resolve as filesystem
+from tuner.vocabulary import (
+    COMPACTED_FILE,
+    RECORDS_DIR,
+    StopReason,
+    encode_param,
+    epoch_file,
+    is_record_file,
+    metric_columns,
+    param_column,
+    trial_folder,
+)
+
+_BASE_FIELDS = [
+    pa.field("experiment", pa.string(), nullable=False),
+    pa.field("trial_id", pa.string(), nullable=False),
+    pa.field("attempt", pa.int32(), nullable=False),
+    pa.field("model", pa.string(), nullable=False),
+    pa.field("dataset", pa.string(), nullable=False),
+    pa.field("split_hash", pa.string(), nullable=False),
+    pa.field("seed", pa.int64(), nullable=False),
+    pa.field("device", pa.string()),
+    pa.field("trial_started", pa.float64()),  # unix time of the trial's first start (orders trials)
+    pa.field("epoch", pa.int32(), nullable=False),
+    pa.field("status", pa.string(), nullable=False),  # running | ended
+    pa.field("stop_reason", pa.string()),  # null while running, else a vocabulary.StopReason
+    pa.field("loss", pa.float64()),
+    pa.field("bpr_loss", pa.float64()),
+    pa.field("epoch_seconds", pa.float64()),
+    pa.field("sample_seconds", pa.float64()),
+    pa.field("eval_seconds", pa.float64()),
+    pa.field("cumulative_seconds", pa.float64()),
+    pa.field("evaluated", pa.bool_(), nullable=False),
+]
+
+_PARAM_TYPES = {int: pa.int64(), float: pa.float64(), str: pa.string()}
+
+
+def param_columns() -> dict[str, pa.DataType]:
+    """`param_<name>` for every hyperparameter; K is stored as text, e.g. "10,20"."""
+    columns = {}
+    for name, info in Hyperparameters.model_fields.items():
+        default = info.default
+        kind = type(default) if default is not None else int  # samples_per_user: int | None
+        columns[param_column(name)] = _PARAM_TYPES.get(kind, pa.string())
+    return columns
+
+
+def record_schema(ks: Iterable[int]) -> pa.Schema:
+    metrics = [pa.field(name, pa.float64()) for name in metric_columns(ks)]
+    params = [pa.field(name, kind) for name, kind in param_columns().items()]
+    return pa.schema(_BASE_FIELDS + metrics + params)
+
+
+def param_values(hp: Hyperparameters) -> dict[str, Any]:
+    return {param_column(name): encode_param(value) for name, value in hp.model_dump().items()}
+
+
+class RecordWriter:
+    """Writes one trial's rows; each epoch's file appears complete or not at all."""
+
+    def __init__(self, experiment_dir: str, trial_id: str, ks: Iterable[int]):
+        self.fs, root = filesystem(experiment_dir)
+        self.trial_dir = posixpath.join(root, RECORDS_DIR, trial_folder(trial_id))
+        self.schema = record_schema(ks)
+        self.fs.create_dir(self.trial_dir, recursive=True)
+
+    def start_attempt(self) -> int:
+        """Number this (re)start of the trial: 1 + the attempts already begun, each marked by a file."""
+        selector = pafs.FileSelector(self.trial_dir)
+        begun = [i for i in self.fs.get_file_info(selector) if posixpath.basename(i.path).startswith("attempt=")]
+        attempt = len(begun) + 1
+        with self.fs.open_output_stream(posixpath.join(self.trial_dir, f"attempt={attempt}")):
+            pass
+        return attempt
+
+    def path(self, epoch: int) -> str:
+        return posixpath.join(self.trial_dir, epoch_file(epoch))
+
+    def write(self, row: dict[str, Any]) -> None:
+        table = pa.Table.from_pylist([row], schema=self.schema)
+        with storage.atomic_output(self.path(row["epoch"]), self.fs) as stream:
+            pq.write_table(table, stream)
+
+    def _files(self, prefix: str) -> list[str]:
+        return [
+            i.path for i in self.fs.get_file_info(pafs.FileSelector(self.trial_dir))
+            if posixpath.basename(i.path).startswith(prefix) and i.path.endswith(".parquet")
+        ]
+
+    def end(self, stop_reason: StopReason) -> None:
+        """The trial has ended: give its last epoch `stop_reason` unless it has one already (the trainable writes
+        `finished` and `diverged` itself; a trial that Ray stopped or that failed for good has none), then compact."""
+        epoch_files = self._files("epoch=")
+        if not epoch_files:
+            return  # no records, or compacted already
+        frame = self._rows(epoch_files)
+        last = frame["epoch"].idxmax()
+        if not isinstance(frame.at[last, "stop_reason"], str):
+            frame.loc[last, ["status", "stop_reason"]] = ["ended", StopReason(stop_reason).value]
+        self._compact(frame, epoch_files)
+
+    def compact(self) -> None:
+        """Merge the ended trial's epoch files into trial.parquet, then remove them."""
+        epoch_files = self._files("epoch=")
+        if epoch_files:
+            self._compact(self._rows(epoch_files), epoch_files)
+
+    def _rows(self, epoch_files: list[str]) -> pd.DataFrame:
+        """The trial's rows so far: the compacted file (if any) and the given epoch files, rolled-back epochs dropped."""
+        return _drop_rolled_back(read_one_by_one(self.fs, self._files(COMPACTED_FILE) + epoch_files).to_pandas())
+
+    def _compact(self, frame: pd.DataFrame, epoch_files: list[str]) -> None:
+        table = pa.Table.from_pandas(frame.sort_values("epoch"), schema=self.schema, preserve_index=False)
+        compacted = posixpath.join(self.trial_dir, COMPACTED_FILE)
+        with storage.atomic_output(compacted, self.fs) as stream:
+            pq.write_table(table, stream)
+        with self.fs.open_input_file(compacted) as written:  # read it back before the epoch files go
+            if pq.read_table(written).num_rows != table.num_rows:
+                raise OSError(f"{compacted}: the compacted records read back short; the epoch files are kept")
+        for path in epoch_files:
+            self.fs.delete_file(path)
+
+
+def record_files(experiment_dir: str) -> tuple[pafs.FileSystem, list[str]]:
+    fs, root = filesystem(experiment_dir)
+    selector = pafs.FileSelector(posixpath.join(root, RECORDS_DIR), recursive=True, allow_not_found=True)
+    paths = [
+        info.path
+        for info in fs.get_file_info(selector)
+        if info.type == pafs.FileType.File and is_record_file(posixpath.basename(info.path))
+    ]
+    return fs, sorted(paths)
+
+
+def load(experiment_dir: str) -> pd.DataFrame:
+    """One row per (trial, epoch), sorted by trial and epoch; an experiment without records gives an empty frame.
+
+    Files are read with one schema unified over all of them (a column one file lacks is null there; an integer
+    column another file stores as float becomes float). An unreadable (e.g. truncated) file is skipped with a
+    warning naming it, and listed in the frame's `attrs["unreadable"]` (the report shows them)."""
+    fs, paths = record_files(experiment_dir)
+    if not paths:
+        return pd.DataFrame()
+    unreadable: list[str] = []
+    try:
+        factory = pads.FileSystemDatasetFactory(fs, paths, pads.ParquetFileFormat())
+        table = factory.finish(factory.inspect(promote_options="permissive")).to_table()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError):
+        table = read_one_by_one(fs, paths, unreadable)
+    frame = table.to_pandas()
+    if not frame.empty:
+        frame = _drop_rolled_back(frame).sort_values(["trial_id", "epoch"], ignore_index=True)
+    frame.attrs["unreadable"] = unreadable
+    return frame
+
+
+def read_one_by_one(fs: pafs.FileSystem, paths: list[str], unreadable: list[str] | None = None) -> pa.Table:
+    tables = []
+    for path in paths:
+        try:
+            with fs.open_input_file(path) as f:
+                tables.append(pq.read_table(f))
+        except (pa.ArrowInvalid, OSError) as exc:
+            warnings.warn(f"{path}: skipped, not a readable parquet file ({exc})", stacklevel=3)
+            if unreadable is not None:
+                unreadable.append(path)
+    if not tables:
+        return pa.table({})
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+def _drop_rolled_back(frame: pd.DataFrame) -> pd.DataFrame:
+    """Keep, per trial, the epochs up to the last one its newest attempt wrote; then one row per epoch
+    (the newest attempt's)."""
+    newest = frame.groupby("trial_id")["attempt"].transform("max")
+    reached = frame[frame["attempt"] == newest].groupby("trial_id")["epoch"].max()
+    frame = frame[frame["epoch"] <= frame["trial_id"].map(reached)]
+    return frame.sort_values("attempt").drop_duplicates(["trial_id", "epoch"], keep="last")
+

@@ -1,0 +1,74 @@
+"""The experiment as an Optuna study in <experiment>/optuna.db, for `optuna-dashboard sqlite:///.../optuna.db`.
+
+Rebuilt from the records (the ground truth, also after resumes): finished trials are COMPLETE with their best
+validation value, early-stopped ones PRUNED, failed and diverged ones FAIL; every evaluated epoch is an
+intermediate value.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+
+import optuna
+import pandas as pd
+
+from tuner import storage
+from tuner.spec import ExperimentSpec, ParamSpec
+from tuner.vocabulary import STUDY_FILE, StopReason, decode_param, param_column
+
+_STATES = {
+    StopReason.FINISHED: optuna.trial.TrialState.COMPLETE,
+    StopReason.EARLY_STOPPED: optuna.trial.TrialState.PRUNED,
+    StopReason.FAILED: optuna.trial.TrialState.FAIL,
+    StopReason.DIVERGED: optuna.trial.TrialState.FAIL,
+}
+
+
+def optuna_distribution(param: ParamSpec) -> optuna.distributions.BaseDistribution:
+    if param.type == "categorical":
+        return optuna.distributions.CategoricalDistribution(param.choices)
+    if param.type == "int":
+        return optuna.distributions.IntDistribution(int(param.low), int(param.high), log=param.log, step=int(param.step or 1))
+    return optuna.distributions.FloatDistribution(param.low, param.high, log=param.log, step=param.step)
+
+
+def export_study(spec: ExperimentSpec, records: pd.DataFrame, trials: pd.DataFrame, directory: str) -> str:
+    """Build the study in a local SQLite file, then put it (atomically) into the experiment's storage."""
+    path = storage.join(directory, STUDY_FILE)
+    with tempfile.TemporaryDirectory() as scratch:
+        local = os.path.join(scratch, STUDY_FILE)
+        build_study(spec, records, trials, storage=f"sqlite:///{local}")
+        with open(local, "rb") as f:
+            storage.write_bytes(path, f.read())
+    return path
+
+
+def build_study(spec: ExperimentSpec, records: pd.DataFrame, trials: pd.DataFrame, storage: str | None = None) -> optuna.Study:
+    """An Optuna study holding `trials` (rows of summarize.trial_table), in memory unless `storage` is given."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        storage=storage, study_name=spec.name, direction="maximize" if spec.mode == "max" else "minimize"
+    )
+    distributions = {name: optuna_distribution(param) for name, param in spec.searched().items()}
+    in_start_order = trials.sort_values(["trial_started", "trial_id"]) if "trial_started" in trials else trials
+    for _, trial in in_start_order.iterrows():  # Optuna numbers trials in the order they are added
+        state = _STATES.get(trial["stop_reason"])
+        if state is None:
+            continue  # still running (interrupted): not part of the study yet
+        rows = records[(records["trial_id"] == trial["trial_id"]) & records["evaluated"]]
+        value = trial.get(spec.metric)
+        complete = state == optuna.trial.TrialState.COMPLETE and value is not None and math.isfinite(value)
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={name: decode_param(name, trial[param_column(name)]) for name in distributions},
+                distributions=distributions,
+                value=float(value) if complete else None,
+                state=state if complete or state != optuna.trial.TrialState.COMPLETE else optuna.trial.TrialState.FAIL,
+                intermediate_values={int(e): float(v) for e, v in zip(rows["epoch"], rows[spec.metric]) if math.isfinite(v)},
+                user_attrs={"trial_id": trial["trial_id"], "stop_reason": trial["stop_reason"]},
+            )
+        )
+    return study
+

@@ -1,0 +1,33 @@
+"""LightGCN (He et al., 2020): E = 1/(K+1) · Σₖ Âᵏ E⁰, no weights, no non-linearity."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from tuner.recsys.models.base import Recommender
+from tuner.recsys.models.graph import normalized_adjacency, propagate
+
+
+class LightGCN(Recommender):
+    def __init__(
+        self,
+        num_users: int,
+        num_items: int,
+        train: Tensor,
+        embedding_dim: int = 64,
+        num_layers: int = 3,
+        adjacency: Tensor | None = None,  # normalized_adjacency(train, ...), when the caller has it already
+    ):
+        super().__init__(num_users, num_items, embedding_dim)
+        self.num_layers = num_layers
+        if adjacency is None:
+            adjacency = normalized_adjacency(train, num_users, num_items)
+        self.register_buffer("adjacency", adjacency, persistent=False)
+
+    def forward(self) -> tuple[Tensor, Tensor]:
+        x = self.ego_embeddings()
+        total = x
+        for _ in range(self.num_layers):
+            x = propagate(self.adjacency, x)
+            total = total + x
+        return self.split(total / (self.num_layers + 1))

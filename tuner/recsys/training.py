@@ -1,0 +1,171 @@
+"""Pure-PyTorch BPR training: fit(model, data, hp) yields one EpochResult per epoch. No Ray, no files."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tuner.errors import DivergedError
+from tuner.recsys import selection
+from tuner.recsys.data import SplitData
+from tuner.recsys.data.sampling import BPRSampler
+from tuner.recsys.hyperparameters import Hyperparameters
+from tuner.recsys.metrics import Evaluator, embedding_scores
+from tuner.recsys.models import Recommender
+from tuner.vocabulary import parse_metric_key, users_key
+
+
+@dataclass
+class EpochResult:
+    epoch: int  # 1-based
+    loss: float  # mean over batches of BPR loss + regularisation
+    bpr_loss: float
+    train_seconds: float  # sampling + optimisation
+    sample_seconds: float
+    eval_seconds: float
+    metrics: dict[str, float] = field(default_factory=dict)  # empty on epochs without evaluation
+
+    @property
+    def evaluated(self) -> bool:
+        return bool(self.metrics)
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class Trainer:
+    """Trains `model` on `data.train` with Adam and BPR; `state_dict`/`load_state_dict` make a run resumable.
+
+    Every epoch's randomness is derived from (seed, epoch), so a run resumed at epoch e draws exactly the
+    batches and dropout masks an uninterrupted run would have drawn.
+    """
+
+    def __init__(
+        self,
+        model: Recommender,
+        data: SplitData,
+        hp: Hyperparameters,
+        device: torch.device | str = "cpu",
+        evaluator: Evaluator | None = None,  # Evaluator(data, hp.k, device, hp.eval_batch_size), when built already
+    ):
+        self.device = torch.device(device)
+        self.model = model.to(self.device)
+        self.data = data
+        self.hp = hp
+        self.sampler = BPRSampler(data.num_users, data.num_items, data.train, hp.samples_per_user)
+        self.evaluator = evaluator or Evaluator(data, hp.k, self.device, hp.eval_batch_size)
+        optimizer_decay = hp.weight_decay if hp.regularization == "optimizer" else 0.0
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=hp.lr, weight_decay=optimizer_decay)
+        self.epochs_done = 0
+        self.test_per_user: tuple[np.ndarray, dict[str, np.ndarray]] | None = None
+
+    def state_dict(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epochs_done": self.epochs_done,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epochs_done = int(state["epochs_done"])
+
+    def run(self) -> Iterator[EpochResult]:
+        while self.epochs_done < self.hp.epochs:
+            epoch = self.epochs_done + 1
+            result = self._train_epoch(epoch)
+            if epoch % self.hp.eval_every == 0 or epoch == self.hp.epochs:
+                start = time.perf_counter()
+                result.metrics = self.evaluate()
+                result.eval_seconds = time.perf_counter() - start
+            self.epochs_done = epoch
+            yield result
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Metrics on every split; the test split's per-user values are kept in `test_per_user`."""
+        self.model.eval()
+        users, items = self.model()
+        per_user: dict = {}
+        metrics = self.evaluator.evaluate(embedding_scores(users, items), per_user=per_user)
+        self.test_per_user = per_user["test"]
+        return metrics
+
+    def _train_epoch(self, epoch: int) -> EpochResult:
+        hp = self.hp
+        start = time.perf_counter()
+        rng = np.random.default_rng([hp.seed, epoch])
+        torch.manual_seed(hp.seed * 1_000_003 + epoch)
+        users, positives, negatives = (torch.from_numpy(a).to(self.device) for a in self.sampler.sample(rng))
+        sample_seconds = time.perf_counter() - start
+
+        self.model.train()
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        total_bpr = torch.zeros((), dtype=torch.float64, device=self.device)
+        n_batches = 0
+        for begin in range(0, len(users), hp.batch_size):
+            u = users[begin : begin + hp.batch_size]
+            p = positives[begin : begin + hp.batch_size]
+            n = negatives[begin : begin + hp.batch_size]
+            loss, bpr = self._batch_loss(u, p, n)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            total += loss.detach()
+            total_bpr += bpr.detach()
+            n_batches += 1
+        mean_loss = float(total) / max(n_batches, 1)
+        if not math.isfinite(mean_loss):
+            raise DivergedError(
+                f"training diverged: epoch {epoch} loss is {mean_loss} (lr={hp.lr}, weight_decay={hp.weight_decay}); "
+                "lower the learning rate"
+            )
+        return EpochResult(
+            epoch=epoch,
+            loss=mean_loss,
+            bpr_loss=float(total_bpr) / max(n_batches, 1),
+            train_seconds=time.perf_counter() - start,
+            sample_seconds=sample_seconds,
+            eval_seconds=0.0,
+        )
+
+    def _batch_loss(self, u: torch.Tensor, p: torch.Tensor, n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        users_emb, items_emb = self.model()
+        ue = users_emb[u]
+        margin = (ue * items_emb[p]).sum(1) - (ue * items_emb[n]).sum(1)
+        bpr = F.softplus(-margin).mean()  # -log σ(margin)
+        if self.hp.regularization != "embedding_l2" or self.hp.weight_decay == 0:
+            return bpr, bpr
+        # LightGCN's regulariser: λ · ½‖E⁰ of the batch's users and items‖² / batch size
+        u0 = self.model.user_embedding(u)
+        p0, n0 = self.model.item_embedding(p), self.model.item_embedding(n)
+        reg = 0.5 * (u0.pow(2).sum() + p0.pow(2).sum() + n0.pow(2).sum()) / len(u)
+        return bpr + self.hp.weight_decay * reg, bpr
+
+
+def fit(
+    model: Recommender, data: SplitData, hp: Hyperparameters, device: torch.device | str = "cpu"
+) -> Iterator[EpochResult]:
+    """Train for hp.epochs epochs, yielding one result per epoch (metrics every hp.eval_every epochs)."""
+    return Trainer(model, data, hp, device).run()
+
+
+def best_epoch(results: list[EpochResult], metric: str, mode: str = "max") -> EpochResult:
+    """The best-validation epoch (`selection`'s rule) of `results` by `metric`, a validation metric: selection
+    never looks at test."""
+    evaluated = {r.epoch: r for r in results if r.evaluated}
+    if not evaluated:
+        raise ValueError("no epoch was evaluated")
+    users = users_key(parse_metric_key(metric).split)
+    chosen = selection.best_epoch([(r.epoch, r.metrics[metric], r.metrics[users]) for r in evaluated.values()], mode)
+    return evaluated[chosen]

@@ -1,0 +1,103 @@
+"""The Ray instance a run uses: started (or joined) once, measured for `resources: auto`, and shut down in the
+background while the driver settles the run. With search.py and trainable.py, the only code that imports Ray."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+
+import ray
+
+from tuner.tuning.resources import Cluster
+
+_stopping: threading.Thread | None = None
+
+
+def start() -> bool:
+    """The cluster at $RAY_ADDRESS when it is set (as inside a Ray job), else a new embedded local instance —
+    never a cluster that some earlier `ray start` on this machine left behind.
+
+    Ray's processes are bound to the thread that starts them (they die with it): call this from the main thread.
+    Returns False when Ray was running already (in this process): then whoever started it stops it.
+
+    ray.init installs a native SIGTERM handler that prints a stack dump and kills the driver at once; a Python
+    handler installed before (`tuner run` stops like Ctrl-C on SIGTERM) is put back."""
+    wait_stopped()
+    if ray.is_initialized():
+        return False
+    sigterm_handler = signal.getsignal(signal.SIGTERM)
+    address = os.environ.get("RAY_ADDRESS")
+    with contextlib.nullcontext() if address else _children_in_a_process_group_of_their_own():
+        ray.init(address=address or "local", include_dashboard=False, log_to_driver=True)
+    if callable(sigterm_handler):
+        signal.signal(signal.SIGTERM, sigterm_handler)
+    return True
+
+
+@contextlib.contextmanager
+def _children_in_a_process_group_of_their_own():
+    """`timeout` and shell scripts signal a whole process group: SIGTERM would kill Ray's raylet and GCS under a
+    running experiment (the driver then waits a minute for them before it can exit). So while Ray starts its
+    processes the driver leads a process group of its own, which they inherit, and then it goes back to its group.
+    Done only where no terminal's Ctrl-C depends on the driver's group (not in the terminal's foreground group),
+    and not when the driver leads its group already (a shell's job: there it stays put)."""
+    group = os.getpgrp()
+    if sys.platform == "win32" or group == os.getpid() or _in_terminal_foreground(group):
+        yield
+        return
+    os.setpgid(0, 0)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):  # the old group has no member left: stay in ours
+            os.setpgid(0, group)
+
+
+def _in_terminal_foreground(group: int) -> bool:
+    try:
+        with open("/dev/tty") as tty:
+            return os.tcgetpgrp(tty.fileno()) == group
+    except OSError:  # no controlling terminal
+        return False
+
+
+def cluster() -> Cluster:
+    resources = ray.cluster_resources()
+    gpus = resources.get("GPU", 0.0)
+    return Cluster(cpus=resources.get("CPU", 0.0), gpus=gpus, gpu_memory=gpu_memory() if gpus else None)
+
+
+def gpu_memory() -> int | None:
+    """The smallest GPU's memory in bytes, read with nvidia-smi on this machine (None where it has none: on a
+    cluster whose head node has no GPU, resources.ASSUMED_GPU_MEMORY is assumed)."""
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        output = subprocess.run(
+            ["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout
+        mebibytes = [int(line) for line in output.split() if line.strip().isdigit()]
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+    return min(mebibytes) * 2**20 if mebibytes else None
+
+
+def stop_in_background() -> None:
+    """ray.shutdown() stops Ray's processes one by one (1-1.5 s): let it run while the driver settles the run and
+    prints its summary; wait_stopped() (or the interpreter's exit) waits for it."""
+    global _stopping
+    _stopping = threading.Thread(target=ray.shutdown, name="ray-shutdown")
+    _stopping.start()
+
+
+def wait_stopped() -> None:
+    global _stopping
+    if _stopping is not None:
+        _stopping.join()
+        _stopping = None

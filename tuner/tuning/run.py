@@ -1,0 +1,245 @@
+"""`tuner run`: start Ray while the data is prepared, size the trials to the machine, start or resume the Ray Tune
+experiment, settle every trial's stop reason, export the Optuna study and summarise."""
+
+from __future__ import annotations
+
+import posixpath
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pyarrow.fs as pafs
+
+from tuner import storage, timeline
+from tuner.errors import SpecError
+from tuner.experiment import provenance
+from tuner.experiment.layout import experiment_dir as make_experiment_dir
+from tuner.experiment.layout import load_saved_spec, save_spec, spec_differences
+from tuner.experiment.lock import ExperimentLock
+from tuner.spec import ExperimentSpec
+from tuner.tuning import ray_session, resources
+from tuner.vocabulary import PER_USER_DIR, RECORDS_DIR, RESTARTED_DIR, RUNNING, StopReason, trial_folder
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from tuner.experiment.read import Experiment
+
+# What runs before Ray starts imports little (Ray itself, pydantic, pyarrow's filesystems); pandas, torch, Ray Tune
+# and Optuna are imported by a helper thread while Ray starts, or where a trial's records are read.
+
+
+@dataclass
+class RunSummary:
+    experiment: Experiment  # the experiment as it stands now, read once the run has settled
+    expected_trials: int
+    study_path: str | None
+
+    @property
+    def spec(self) -> ExperimentSpec:
+        return self.experiment.spec
+
+    @property
+    def experiment_dir(self) -> str:
+        return self.experiment.directory
+
+    @property
+    def trials(self) -> pd.DataFrame:
+        return self.experiment.trials
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return self.experiment.counts
+
+    @property
+    def errors(self) -> dict[str, str]:
+        """trial id -> the error that ended it, for the trials that failed for good."""
+        return self.experiment.errors
+
+    @property
+    def interrupted(self) -> bool:
+        ended = sum(v for k, v in self.counts.items() if k != RUNNING)
+        return ended < self.expected_trials
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        return 1 if self.counts[StopReason.FAILED] or self.counts[StopReason.DIVERGED] else 0
+
+
+def run_experiment(
+    spec: ExperimentSpec,
+    data_dir: str | None = None,
+    fresh: bool = False,
+    resume_errored: bool = False,
+    restart_errored: bool = False,
+) -> RunSummary:
+    if storage.is_file(spec.storage):
+        raise SpecError(f"storage: {spec.storage} is a file; expected a folder or a URI (s3://, gs://, file://)")
+    directory = make_experiment_dir(spec.storage, spec.name)
+    if spec.base is not None:
+        spec = with_base(spec, make_experiment_dir(spec.storage, spec.base))
+    existing = storage.is_dir(directory) and not fresh
+    if existing:
+        changed = spec_differences(load_saved_spec(directory), spec)
+        if changed:
+            raise SpecError(
+                f"{directory}: experiment {spec.name} was started with another spec (changed: {', '.join(changed)}); "
+                "run with --fresh to start over, or --name to start a new experiment"
+            )
+    with ExperimentLock(spec.storage, spec.name):
+        if existing and not (resume_errored or restart_errored) and _every_trial_ended(spec, directory):
+            print(f"{directory}: all {spec.trial_count()} trials have ended; nothing to run", flush=True)
+            return settle(spec, directory, {}, spec.trial_count())  # a rerun changes nothing, provenance included
+        origin = provenance.started_at(directory) if existing else None
+        if origin is not None and origin != directory:
+            raise SpecError(
+                f"{directory}: this experiment was started at {origin}, and Ray Tune's saved search would create its "
+                "next trials there; move it back to resume it (tuner report, best and records read it anywhere), "
+                "or run with --fresh"
+            )
+        return _run(spec, directory, existing, data_dir, resume_errored, restart_errored)
+
+
+def with_base(spec: ExperimentSpec, directory: str) -> ExperimentSpec:
+    """`base:` — `fixed` completed from the best finished trial of the experiment at `directory`: explicitly fixed
+    values win, searched names (and the seed, with `seeds`) stay searched."""
+    from tuner.experiment.read import Experiment
+    from tuner.recsys.hyperparameters import Hyperparameters
+
+    base = Experiment.open(directory).best_hyperparameters()
+    skip = set(spec.searched()) | set(spec.fixed.model_fields_set)
+    inherited = {k: v for k, v in base.model_dump().items() if k not in skip}
+    fixed = Hyperparameters.model_validate({**inherited, **spec.fixed.model_dump(exclude_unset=True)})
+    return spec.model_copy(update={"fixed": fixed})
+
+
+def _every_trial_ended(spec: ExperimentSpec, directory: str) -> bool:
+    from tuner.experiment import records as records_module
+
+    frame = records_module.load(directory)
+    if frame.empty:
+        return False
+    last_rows = frame.groupby("trial_id").tail(1)
+    return len(last_rows) >= spec.trial_count() and last_rows["stop_reason"].notna().all()
+
+
+def _run(
+    spec: ExperimentSpec, directory: str, existing: bool, data_dir: str | None, resume_errored: bool, restart_errored: bool
+) -> RunSummary:
+    timeline.mark("driver_ready")
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare") as helper:
+        # Ray's processes die with the thread that starts them, so Ray starts in this one while a helper thread
+        # imports the tuning code (Ray Tune, Optuna, torch) and prepares the data: the two overlap.
+        prepared = helper.submit(_import_and_prepare, spec, data_dir)
+        started_ray = ray_session.start()
+        timeline.mark("ray_ready")
+        search, data = prepared.result()
+    print(data.summary(), flush=True)
+    try:
+        restore = existing and search.can_restore(directory)
+        if existing and not restore and _has_records(directory):
+            raise SpecError(
+                f"{directory}: the experiment has records but Ray never saved its state (the first run stopped within "
+                "seconds of starting), so it cannot be resumed; run with --fresh to start over"
+            )
+        if not restore and storage.is_dir(directory):
+            storage.remove_tree(directory)  # --fresh, or it never got as far as a restorable state
+        cluster = ray_session.cluster()
+        plan = resources.plan(spec, resources.GraphSize(data.num_users, data.num_items, data.train.shape[1]), cluster)
+        print(f"{'resuming ' + directory if restore else spec.name}: {plan.describe(cluster)}", flush=True)
+        if restore and restart_errored:
+            _set_aside(directory, [t for t, status in search.trial_statuses(directory).items() if status == "ERROR"])
+        if restore:
+            tuner = search.restored_tuner(spec, data, directory, plan, resume_errored, restart_errored)
+        else:
+            save_spec(directory, spec)
+            tuner = search.new_tuner(spec, data, parent(directory), directory, plan)
+        provenance.record(directory, {"cpu": plan.cpu, "gpu": plan.gpu})
+        pending_baselines = search.start_baselines(spec, data, directory)
+        timeline.mark("fit_start")
+        tuner.fit()
+        timeline.mark("fit_end")
+        search.finish_baselines(directory, pending_baselines)
+    finally:
+        if started_ray:
+            ray_session.stop_in_background()  # ray_session.wait_stopped() once the summary is out
+    summary = settle(spec, directory, search.trial_statuses(directory), spec.trial_count())
+    timeline.mark("settled")
+    return summary
+
+
+def _set_aside(directory: str, trial_ids: list[str]) -> None:
+    """--restart-errored: Ray runs each errored trial again under a new id, so the failed attempt's records and
+    per-user metrics move to <experiment>/restarted/trial_id=<id>/ — kept, but no longer counted (its error.txt,
+    which Ray keeps in its own folder, is not counted either)."""
+    fs, root = storage.resolve(directory)
+    for trial_id in trial_ids:
+        target = posixpath.join(root, RESTARTED_DIR, trial_folder(trial_id))
+        fs.create_dir(target, recursive=True)
+        moves = {
+            posixpath.join(root, RECORDS_DIR, trial_folder(trial_id)): posixpath.join(target, RECORDS_DIR),
+            posixpath.join(root, PER_USER_DIR, f"{trial_folder(trial_id)}.parquet"): posixpath.join(target, "per_user.parquet"),
+        }
+        for source, destination in moves.items():
+            if fs.get_file_info(source).type != pafs.FileType.NotFound:
+                fs.move(source, destination)
+
+
+def _has_records(directory: str) -> bool:
+    from tuner.experiment import records as records_module
+
+    return bool(records_module.record_files(directory)[1])
+
+
+def _import_and_prepare(spec: ExperimentSpec, data_dir: str | None):
+    from tuner.experiment import read  # noqa: F401 (pandas and the records: imported here, off the critical path)
+    from tuner.recsys.data import prepare
+    from tuner.tuning import search
+
+    return search, prepare(spec.dataset, data_dir)
+
+
+def prune_checkpoints(directory: str, trial_ids: list[str]) -> None:
+    """Keep only the newest checkpoint of each ended trial (trial folders are named by trial id)."""
+    fs, root = storage.resolve(directory)
+    for trial_id in trial_ids:
+        selector = pafs.FileSelector(posixpath.join(root, trial_id), allow_not_found=True)
+        checkpoints = sorted(
+            info.path for info in fs.get_file_info(selector)
+            if info.type == pafs.FileType.Directory and posixpath.basename(info.path).startswith("checkpoint_")
+        )
+        for path in checkpoints[:-1]:
+            fs.delete_dir(path)
+
+
+def parent(directory: str) -> str:
+    return directory.rstrip("/").rsplit("/", 1)[0]
+
+
+def settle(spec: ExperimentSpec, directory: str, statuses: dict[str, str], expected_trials: int) -> RunSummary:
+    """Write the stop reason of every trial that ended without one (early-stopped or failed), then summarise.
+
+    `statuses` are Ray's final trial states: TERMINATED (ended normally), ERROR (retries exhausted), or
+    anything else (still pending or running: the run was interrupted).
+    """
+    from tuner.experiment import records as records_module
+    from tuner.experiment.read import Experiment
+
+    records = records_module.load(directory)
+    if not records.empty:
+        for trial_id, trial in records.groupby("trial_id"):
+            last = trial.loc[trial["epoch"].idxmax()]
+            status = statuses.get(trial_id)
+            if not isinstance(last["stop_reason"], str) and status in ("TERMINATED", "ERROR"):
+                writer = records_module.RecordWriter(directory, trial_id, spec.fixed.k)
+                writer.end(StopReason.FAILED if status == "ERROR" else StopReason.EARLY_STOPPED)
+    experiment = Experiment(directory, spec)
+    prune_checkpoints(directory, [t for t, status in statuses.items() if status == "TERMINATED"])
+    study_path = None
+    if not experiment.trials.empty:
+        from tuner.experiment.study_export import export_study
+
+        study_path = export_study(spec, experiment.records, experiment.trials, directory)
+    return RunSummary(experiment, expected_trials, study_path)

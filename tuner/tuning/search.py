@@ -1,0 +1,244 @@
+"""spec -> OptunaSearch + ASHA + tune.Tuner. With trainable.py and ray_session.py, the only code that knows Ray."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pickle
+import posixpath
+import sys
+import warnings
+
+import optuna
+import pyarrow.fs as pafs
+import ray
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+from tuner import storage
+from tuner.errors import SpecError
+from tuner.experiment import baselines
+from tuner.experiment.records import RecordWriter
+from tuner.experiment.study_export import optuna_distribution
+from tuner.recsys.data import SplitData
+from tuner.spec import ExperimentSpec
+from tuner.tuning.resources import Plan
+from tuner.tuning.trainable import train_trial
+from tuner.vocabulary import StopReason
+
+
+class EpochOptunaSearch(OptunaSearch):
+    """OptunaSearch with four corrections: intermediate values are indexed by epoch (not Tune's report
+    count); a diverged trial is FAILED rather than COMPLETE with a fake value; an errored trial is FAILED
+    even when it had reported results (OptunaSearch would tell Optuna COMPLETE with its last value); and trials
+    it never suggested are left alone.
+
+    FAILED goes through OptunaSearch's own completion with no result and error=True, which tells Optuna FAIL inside
+    its guard: a sampler that raises while being told (GridSampler calls study.stop() after the last grid point,
+    which raises outside an objective) must not crash the run or leave the trial to be told twice.
+
+    `--restart-errored` makes Ray restart an errored trial under a new id that this searcher never suggested
+    (OptunaSearch would raise KeyError on its results): those trials are left out of the live study — the
+    exported optuna.db, rebuilt from the records, has them."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._suggested: set[str] | None = set()
+
+    def suggest(self, trial_id: str):
+        suggestion = super().suggest(trial_id)
+        if isinstance(suggestion, dict):
+            self._suggested.add(trial_id)
+        return suggestion
+
+    def restore(self, checkpoint_path: str) -> None:
+        self._suggested = None
+        super().restore(checkpoint_path)  # sets _suggested, unless the state was saved before tuner kept it:
+        if self._suggested is None:  # then the trials OptunaSearch itself keeps are the ones it suggested
+            self._suggested = set(self._ot_trials)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if result.get("diverged") or trial_id not in self._suggested:
+            return
+        super().on_trial_result(trial_id, {**result, "training_iteration": result["epoch"]})
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id not in self._suggested:
+            return
+        if error or (result or {}).get("diverged"):
+            super().on_trial_complete(trial_id, result=None, error=True)
+        else:
+            super().on_trial_complete(trial_id, result, error)
+
+
+class RecordStopReasons(tune.Callback):
+    """Ends a trial's records the moment Ray ends the trial: a trial that the scheduler stopped gets
+    `early_stopped`, one that failed for good `failed` (the trainable writes `finished` and `diverged` itself),
+    and every ended trial's epochs are compacted. So an interrupted run's records already tell stopped trials
+    from unfinished ones."""
+
+    def __init__(self, experiment_dir: str, ks: tuple[int, ...]):
+        self.experiment_dir, self.ks = experiment_dir, ks
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self._end(trial.trial_id, StopReason.EARLY_STOPPED)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._end(trial.trial_id, StopReason.FAILED)
+
+    def _end(self, trial_id: str, stop_reason: StopReason) -> None:
+        try:
+            RecordWriter(self.experiment_dir, trial_id, self.ks).end(stop_reason)
+        except (OSError, ValueError) as exc:  # never fail the trial over this: run_command.settle ends it later
+            warnings.warn(f"trial {trial_id}: its records could not be ended now ({exc}); the run's end will do it", stacklevel=1)
+
+
+def optuna_sampler(spec: ExperimentSpec) -> optuna.samplers.BaseSampler:
+    search = spec.search
+    if search.sampler == "tpe":
+        startup = min(10, max(2, search.num_samples // 3))
+        # constant liar: running trials count as bad, so parallel trials do not all probe the same spot
+        return optuna.samplers.TPESampler(seed=search.seed, constant_liar=True, n_startup_trials=startup)
+    if search.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=search.seed)
+    if search.sampler == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=search.seed)
+    if search.sampler == "gp":
+        return optuna.samplers.GPSampler(seed=search.seed)
+    grid = {name: param.grid_values() for name, param in spec.searched().items()}
+    return optuna.samplers.GridSampler(grid, seed=search.seed)
+
+
+def scheduler(spec: ExperimentSpec):
+    if spec.scheduler.kind == "none":
+        return FIFOScheduler()
+    max_epochs = spec.scheduler.max_epochs or spec.fixed.epochs
+    return ASHAScheduler(
+        time_attr="epoch",
+        max_t=max_epochs,
+        grace_period=min(spec.scheduler.grace_period, max_epochs),
+        reduction_factor=spec.scheduler.reduction_factor,
+    )
+
+
+def _trainable(spec: ExperimentSpec, data: SplitData, experiment_dir: str, plan: Plan):
+    spec_json = spec.model_dump_json(exclude_unset=True)
+    trainable = tune.with_parameters(train_trial, data=data, spec_json=spec_json, experiment_dir=experiment_dir)
+    return tune.with_resources(trainable, {"cpu": plan.cpu, "gpu": plan.gpu})
+
+
+def _start_trials_together(plan: Plan) -> None:
+    """Ray Tune before 2.5x keeps at most one trial pending for a searcher other than its own, so trials would
+    start one after another; its documented override lets every trial the plan runs at once be pending."""
+    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(plan.max_concurrent))
+
+
+def new_tuner(spec: ExperimentSpec, data: SplitData, storage: str, experiment_dir: str, plan: Plan) -> tune.Tuner:
+    space = {name: optuna_distribution(param) for name, param in spec.searched().items()}
+    searcher = EpochOptunaSearch(space=space or None, metric=spec.metric, mode=spec.mode, sampler=optuna_sampler(spec))
+    _start_trials_together(plan)
+    return tune.Tuner(
+        _trainable(spec, data, experiment_dir, plan),
+        tune_config=tune.TuneConfig(
+            metric=spec.metric,
+            mode=spec.mode,
+            search_alg=searcher,
+            scheduler=scheduler(spec),
+            num_samples=spec.trial_count(),
+            max_concurrent_trials=plan.max_concurrent,
+            trial_dirname_creator=trial_dirname,
+            reuse_actors=True,  # a new trial reuses a finished trial's worker: no fresh process importing torch
+        ),
+        run_config=_run_config(spec, storage, experiment_dir),
+    )
+
+
+def _run_config(spec: ExperimentSpec, storage: str, experiment_dir: str) -> tune.RunConfig:
+    return tune.RunConfig(
+        name=spec.name,
+        storage_path=storage,
+        callbacks=[RecordStopReasons(experiment_dir, spec.fixed.k)],
+        failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),
+        # keep every checkpoint while trials run: with num_to_keep, a driver that dies between Ray deleting an old
+        # checkpoint and saving the experiment state leaves that state pointing at a deleted checkpoint, and the
+        # trial can never be resumed. run_command.prune_checkpoints trims ended trials afterwards.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+    )
+
+
+def can_restore(experiment_dir: str) -> bool:
+    """Ray saved the experiment far enough to resume it: its Tuner (tuner.pkl) and at least one snapshot of the
+    trials (experiment_state-*.json). A driver killed between the two leaves a tuner.pkl that Tune restores into an
+    experiment that runs one trial and stops, on every rerun."""
+    if not tune.Tuner.can_restore(experiment_dir):
+        return False
+    fs, root = storage.resolve(experiment_dir)
+    return any(
+        posixpath.basename(info.path).startswith("experiment_state-")
+        for info in fs.get_file_info(pafs.FileSelector(root))
+    )
+
+
+# Experiments that tuner started before it had layer packages pickled these under their old module names.
+_MOVED_MODULES = {"tuner.search": "tuner.tuning.search", "tuner.trainable": "tuner.tuning.trainable"}
+
+
+def _accept_state_saved_by_older_tuner() -> None:
+    for old, new in _MOVED_MODULES.items():
+        sys.modules.setdefault(old, importlib.import_module(new))
+
+
+def restored_tuner(
+    spec: ExperimentSpec, data: SplitData, experiment_dir: str, plan: Plan, resume_errored: bool, restart_errored: bool
+) -> tune.Tuner:
+    _start_trials_together(plan)
+    _accept_state_saved_by_older_tuner()
+    try:
+        return tune.Tuner.restore(
+            experiment_dir,
+            trainable=_trainable(spec, data, experiment_dir, plan),
+            resume_unfinished=True,
+            resume_errored=resume_errored,
+            restart_errored=restart_errored,
+        )
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:  # what a damaged pickle raises
+        raise SpecError(
+            f"{experiment_dir}: Ray's experiment state (tuner.pkl) is damaged ({exc}); run with --fresh to start over "
+            "(which deletes the experiment, records included)"
+        ) from None
+
+
+def trial_dirname(trial) -> str:
+    """Trial folders are named by trial id, so that a result's folder tells its trial."""
+    return trial.trial_id
+
+
+def trial_statuses(experiment_dir: str) -> dict[str, str]:
+    """trial id -> Ray's final status (TERMINATED, ERROR, PENDING, RUNNING, PAUSED)."""
+    analysis = tune.ExperimentAnalysis(experiment_dir)
+    return {trial.trial_id: trial.status for trial in analysis.trials}
+
+
+@ray.remote(num_cpus=1)
+def _baseline_task(data: SplitData, baseline: str, seed: int | None, ks: tuple[int, ...], metric: str, mode: str) -> dict:
+    import torch
+
+    from tuner.recsys.baselines import compute
+
+    torch.set_num_threads(1)
+    return compute(data, baseline, seed, ks, metric, mode)
+
+
+def start_baselines(spec: ExperimentSpec, data: SplitData, experiment_dir: str) -> list:
+    """The experiment's baselines as Ray tasks that run alongside the trials (none once they are written)."""
+    rows = baselines.needed(spec, experiment_dir)
+    if not rows:
+        return []
+    data_ref = ray.put(data)
+    return [_baseline_task.remote(data_ref, baseline, seed, spec.fixed.k, spec.metric, spec.mode) for baseline, seed in rows]
+
+
+def finish_baselines(experiment_dir: str, pending: list) -> None:
+    if pending:
+        baselines.write(experiment_dir, ray.get(pending))

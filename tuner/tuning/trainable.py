@@ -1,0 +1,152 @@
+"""The Ray Tune trainable: one trial = sampled config -> Hyperparameters -> Trainer, with records and checkpoints.
+
+Every epoch is written to the records before anything is reported, so what Ray later does to the trial
+(stop, kill, retry) cannot lose it. Tune sees a report at every evaluated epoch; checkpoints ride on those
+reports, at least `failure.checkpoint_every` epochs apart, and always at the last epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from typing import Any
+
+import ray
+import torch
+from ray import tune
+
+from tuner import timeline
+from tuner.errors import DivergedError
+from tuner.experiment import per_user, provenance
+from tuner.experiment.records import RecordWriter, param_values
+from tuner.recsys.data import SplitData
+from tuner.recsys.metrics import Evaluator
+from tuner.recsys.models import build_model, uses_adjacency
+from tuner.recsys.models.graph import normalized_adjacency
+from tuner.recsys.selection import BestEpoch
+from tuner.recsys.training import EpochResult, Trainer
+from tuner.spec import ExperimentSpec
+from tuner.vocabulary import CHECKPOINT_FILE, StopReason, parse_metric_key, users_key
+
+# What depends only on the dataset, built once per worker process and shared by every trial it runs (Ray reuses a
+# trial's worker for the next trial): the training edges as a tensor, the normalised adjacency, the evaluator.
+_shared: dict = {}
+
+
+def _dataset_structures(model: str, data: SplitData, ks: tuple[int, ...], eval_batch_size: int, device: torch.device):
+    key = (data.split_hash, model, ks, eval_batch_size, str(device))
+    if _shared.get("key") != key:
+        _shared.clear()  # a worker serves one experiment at a time: keep only the current dataset's structures
+        train = torch.tensor(data.train)
+        adjacency = normalized_adjacency(train, data.num_users, data.num_items).to(device) if uses_adjacency(model) else None
+        _shared.update(key=key, train=train, adjacency=adjacency, evaluator=Evaluator(data, ks, device, eval_batch_size))
+    return _shared["train"], _shared["adjacency"], _shared["evaluator"]
+
+
+def train_trial(config: dict[str, Any], *, data: SplitData, spec_json: str, experiment_dir: str) -> None:
+    timeline.mark("trial_start")
+    spec = ExperimentSpec.model_validate_json(spec_json)
+    hp = spec.trial_hyperparameters(config)
+    context = tune.get_context()
+    trial_id = context.get_trial_id()
+    cpus = context.get_trial_resources().required_resources.get("CPU", 1)
+    torch.set_num_threads(max(1, int(cpus)))  # concurrent trials must not fight over cores
+    device = torch.device("cuda") if ray.get_gpu_ids() and torch.cuda.is_available() else torch.device("cpu")
+
+    train, adjacency, evaluator = _dataset_structures(spec.model, data, hp.k, hp.eval_batch_size, device)
+    torch.manual_seed(hp.seed)
+    model = build_model(spec.model, data.num_users, data.num_items, train, adjacency, **hp.model_dump())
+    trainer = Trainer(model, data, hp, device, evaluator)
+    cumulative_seconds = 0.0
+    trial_started = time.time()
+    best = BestEpoch(spec.mode)  # the best-validation epoch so far: its per-user test metrics are kept
+    validation_users = users_key(parse_metric_key(spec.metric).split)
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            state = torch.load(os.path.join(folder, CHECKPOINT_FILE), map_location=device, weights_only=True)
+        trainer.load_state_dict(state["trainer"])
+        cumulative_seconds = float(state["cumulative_seconds"])
+        if "best_epoch" in state:
+            best = BestEpoch(spec.mode, *state["best_epoch"])
+        else:  # a checkpoint from before tuner kept the epoch: its best value (times ±1), at an unknown epoch
+            best = BestEpoch(spec.mode, 0, state["best_value"] * (1.0 if spec.mode == "max" else -1.0))
+        trial_started = float(state["trial_started"])
+    last_checkpoint_epoch = trainer.epochs_done
+
+    writer = RecordWriter(experiment_dir, trial_id, hp.k)
+    attempt = writer.start_attempt()
+    provenance.record_trial(experiment_dir, trial_id, attempt, device=str(device), split_hash=data.split_hash, seed=hp.seed)
+    base_row = {
+        "experiment": spec.name,
+        "trial_id": trial_id,
+        "attempt": attempt,
+        "model": spec.model,
+        "dataset": data.dataset,
+        "split_hash": data.split_hash,
+        "seed": hp.seed,
+        "device": str(device),
+        "trial_started": trial_started,
+        **param_values(hp),
+    }
+    timeline.mark("trial_ready", trial_id=trial_id)
+    epochs = trainer.run()
+    while True:
+        try:
+            result = next(epochs)
+        except StopIteration:
+            writer.compact()
+            return
+        except DivergedError as exc:
+            _report_divergence(spec, writer, base_row, trainer.epochs_done + 1, cumulative_seconds, str(exc))
+            writer.compact()
+            return
+        cumulative_seconds += result.train_seconds + result.eval_seconds
+        timeline.mark("epoch_end", trial_id=trial_id, epoch=result.epoch)
+        last = result.epoch == hp.epochs
+        writer.write(_row(base_row, result, cumulative_seconds, StopReason.FINISHED.value if last else None))
+        if not result.evaluated:
+            continue
+        if best.offer(result.epoch, result.metrics[spec.metric], result.metrics[validation_users]):
+            per_user.write(experiment_dir, trial_id, result.epoch, *trainer.test_per_user)
+        metrics = {"epoch": result.epoch, "loss": result.loss, **result.metrics}
+        if last or result.epoch - last_checkpoint_epoch >= spec.failure.checkpoint_every:
+            last_checkpoint_epoch = result.epoch
+            with tempfile.TemporaryDirectory() as folder:
+                state = {"trainer": trainer.state_dict(), "cumulative_seconds": cumulative_seconds,
+                         "best_epoch": (best.epoch, best.value),
+                         "trial_started": trial_started}
+                torch.save(state, os.path.join(folder, CHECKPOINT_FILE))
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        else:
+            tune.report(metrics)
+
+
+def _row(base: dict, result: EpochResult, cumulative_seconds: float, stop_reason: str | None) -> dict:
+    return {
+        **base,
+        **result.metrics,
+        "epoch": result.epoch,
+        "status": "ended" if stop_reason else "running",
+        "stop_reason": stop_reason,
+        "loss": result.loss,
+        "bpr_loss": result.bpr_loss,
+        "epoch_seconds": result.train_seconds + result.eval_seconds,
+        "sample_seconds": result.sample_seconds,
+        "eval_seconds": result.eval_seconds,
+        "cumulative_seconds": cumulative_seconds,
+        "evaluated": result.evaluated,
+    }
+
+
+def _report_divergence(spec, writer, base_row, epoch, cumulative_seconds, message) -> None:
+    """Record the diverged epoch and end the trial normally (so Ray does not retry it); the report's
+    `diverged` flag makes the searcher mark the Optuna trial FAILED and its metric is the worst possible."""
+    writer.write(
+        {**base_row, "epoch": epoch, "status": "ended", "stop_reason": StopReason.DIVERGED.value, "loss": math.nan,
+         "cumulative_seconds": cumulative_seconds, "evaluated": False}
+    )
+    worst = -math.inf if spec.mode == "max" else math.inf
+    tune.report({"epoch": epoch, spec.metric: worst, "diverged": True, "error": message})
