@@ -10,6 +10,16 @@ os.environ["TUNER_OFFLINE"] = "1"
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+SLOW_TEST_TIMEOUT = 600  # seconds; every other test has pyproject.toml's `timeout`
+
+
+def pytest_collection_modifyitems(items):
+    """A test marked slow (Ray, subprocesses, real data) opts out of the short default timeout."""
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TEST_TIMEOUT))
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("TUNER_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "split-cache"))

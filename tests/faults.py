@@ -1,5 +1,6 @@
-"""Fault injection for the tuning tests, installed in every Ray worker through Ray's
-`worker_process_setup_hook`. What to inject is read from <TUNER_TEST_FAULT_DIR>/faults.json at each epoch:
+"""Fault injection for the tuning tests: a training Callback that every Ray worker installs in
+`training.PROCESS_CALLBACKS` through Ray's `worker_process_setup_hook`. What to inject is read from
+<TUNER_TEST_FAULT_DIR>/faults.json at each epoch:
   {"raise_once_at_epoch": 5}        every trial raises once, at the start of that epoch
   {"nan_when_lr_at_least": 0.3}     trials with such a learning rate get a NaN loss ...
   {"nan_from_epoch": 4}             ... from that epoch on (default: from the first)
@@ -12,39 +13,35 @@ import os
 import time
 from pathlib import Path
 
+from tuner.recsys import training
+
 
 def _config() -> dict:
     path = Path(os.environ["TUNER_TEST_FAULT_DIR"]) / "faults.json"
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def install() -> None:
-    from ray import tune
+class Faults(training.Callback):
+    def on_epoch_start(self, trainer, epoch):
+        self.config = _config()
+        if self.config.get("raise_once_at_epoch") == epoch:
+            from ray import tune
 
-    from tuner.recsys.training import Trainer
-
-    train_epoch, batch_loss = Trainer._train_epoch, Trainer._batch_loss
-
-    def faulty_train_epoch(self, epoch):
-        config = _config()
-        self.fault_epoch = epoch
-        if config.get("raise_once_at_epoch") == epoch:
             marker = Path(os.environ["TUNER_TEST_FAULT_DIR"]) / f"raised-{tune.get_context().get_trial_id()}"
             if not marker.exists():
                 marker.touch()
                 raise RuntimeError(f"injected fault at epoch {epoch}")
-        return train_epoch(self, epoch)
 
-    def faulty_batch_loss(self, u, p, n):
-        config = _config()
+    def on_batch_loss(self, trainer, epoch, loss):
+        config = self.config
         lr_threshold, seconds = config.get("sleep_per_batch_when_lr_at_least", [0.0, config.get("sleep_per_batch", 0)])
-        if seconds and self.hp.lr >= lr_threshold:
+        if seconds and trainer.hp.lr >= lr_threshold:
             time.sleep(seconds)
-        loss, bpr = batch_loss(self, u, p, n)
         threshold = config.get("nan_when_lr_at_least")
-        if threshold is not None and self.hp.lr >= threshold and self.fault_epoch >= config.get("nan_from_epoch", 1):
-            loss = loss * float("nan")
-        return loss, bpr
+        if threshold is not None and trainer.hp.lr >= threshold and epoch >= config.get("nan_from_epoch", 1):
+            return loss * float("nan")
+        return loss
 
-    Trainer._train_epoch = faulty_train_epoch
-    Trainer._batch_loss = faulty_batch_loss
+
+def install() -> None:
+    training.PROCESS_CALLBACKS.append(Faults())

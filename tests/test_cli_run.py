@@ -1,12 +1,13 @@
-"""`tuner run / best / records / validate / schema` as a user runs them (subprocesses, tiny synthetic data)."""
+"""`tuner run / best / records / validate / schema` as a user runs them (tiny synthetic data; the experiment they
+share is made by one `tuner run` subprocess, the rest runs in this process)."""
 
 import json
 
 import pandas as pd
 import pytest
 
+from tests.cli import tuner, tuner_subprocess
 from tests.conftest import epochs_written
-from tests.test_cli_train import tuner
 from tuner.experiment import records
 
 pytestmark = pytest.mark.slow
@@ -31,7 +32,7 @@ scheduler: {kind: none}
 def experiment(tmp_path_factory):
     folder = tmp_path_factory.mktemp("e2e")
     (folder / "spec.yaml").write_text(SPEC)
-    result = tuner("run", "spec.yaml", "--storage", "out", cwd=folder)
+    result = tuner_subprocess("run", "spec.yaml", "--storage", "out", cwd=folder)
     return folder, result
 
 
@@ -111,7 +112,7 @@ def test_object_store_uri_storage_run_report_best(tmp_path):
     """Records, checkpoints, spec and study through pyarrow's filesystems (file:// stands in for s3://)."""
     (tmp_path / "spec.yaml").write_text(SPEC.replace("num_samples: 3", "num_samples: 2"))
     uri = f"file://{tmp_path}/store"
-    result = tuner("run", "spec.yaml", "--storage", uri, cwd=tmp_path)
+    result = tuner_subprocess("run", "spec.yaml", "--storage", uri, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert len(records.load(f"{uri}/e2e")) == 6
     report = tuner("report", "e2e", "--storage", uri, cwd=tmp_path)

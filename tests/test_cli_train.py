@@ -1,11 +1,12 @@
-"""`tuner train` and `tuner datasets` run as a user would: a subprocess, its output and exit code."""
+"""`tuner train`, `tuner datasets` and the one-line errors of every command: output and exit code as a user sees
+them (in this process; `train` also once as a subprocess)."""
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
+
+from tests.cli import tuner, tuner_subprocess
 
 SYNTHETIC_SPEC = """\
 name: cli-smoke
@@ -19,13 +20,6 @@ fixed: {embedding_dim: 8, num_layers: 2, epochs: 3, batch_size: 128, k: [5, 10]}
 """
 
 
-def tuner(*args, cwd=None):
-    env = {**os.environ, "TUNER_OFFLINE": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "tuner", *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
-    )
-
-
 def _spec(tmp_path, text=SYNTHETIC_SPEC):
     path = tmp_path / "spec.yaml"
     path.write_text(text)
@@ -35,7 +29,7 @@ def _spec(tmp_path, text=SYNTHETIC_SPEC):
 def test_train_prints_epochs_and_final_metrics_and_writes_json(tmp_path):
     previous = os.umask(0o022)  # the command inherits it: its JSON must be as readable as any new file
     try:
-        result = tuner("train", _spec(tmp_path), "--set", "eval_every=1", "--output", tmp_path / "out.json")
+        result = tuner_subprocess("train", _spec(tmp_path), "--set", "eval_every=1", "--output", tmp_path / "out.json")
     finally:
         os.umask(previous)
     assert (tmp_path / "out.json").stat().st_mode & 0o777 == 0o644

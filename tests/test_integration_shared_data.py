@@ -7,7 +7,7 @@ from tuner.recsys.data import DatasetSpec, prepare
 from tuner.recsys.hyperparameters import Hyperparameters
 from tuner.recsys.metrics import Evaluator, popularity_scores
 from tuner.recsys.models import build_model
-from tuner.recsys.training import fit
+from tuner.recsys.training import Trainer
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +51,7 @@ def test_short_lightgcn_training_on_movielens_100k_beats_most_popular(shared_dat
     hp = Hyperparameters(lr=0.005, batch_size=1024, epochs=4, eval_every=4, k=[20])
     torch.manual_seed(0)
     model = build_model("lightgcn", data.num_users, data.num_items, torch.from_numpy(data.train), **hp.model_dump())
-    result = list(fit(model, data, hp))[-1]
+    result = list(Trainer(model, data, hp).run())[-1]
     popular = Evaluator(data, [20]).evaluate(popularity_scores(data))
     assert result.metrics["test/recall@20"] > popular["test/recall@20"] + 0.05
     assert result.metrics["val/recall@20"] > popular["val/recall@20"] + 0.05

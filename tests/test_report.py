@@ -1,8 +1,6 @@
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from tests.cli import tuner, tuner_subprocess
 from tests.fake_experiment import K, ablation_spec, write_baselines, write_per_user, write_trial
 from tuner.analysis.report import NoResultsError, write_report
 from tuner.experiment.read import Experiment
@@ -114,11 +113,9 @@ def test_report_is_deterministic(experiment, tmp_path):
 
 
 def test_report_command_exit_codes(experiment, tmp_path):
-    env = {**os.environ, "TUNER_OFFLINE": "1"}
-    ok = subprocess.run([sys.executable, "-m", "tuner", "report", experiment], capture_output=True, text=True, env=env)
+    ok = tuner_subprocess("report", experiment)
     assert ok.returncode == 0, ok.stderr
-    missing = subprocess.run([sys.executable, "-m", "tuner", "report", "nope", "--storage", str(tmp_path)],
-                             capture_output=True, text=True, env=env)
+    missing = tuner("report", "nope", "--storage", tmp_path)
     assert missing.returncode == 2 and "not a tuner experiment" in missing.stderr
 
 

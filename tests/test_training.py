@@ -3,12 +3,13 @@ import itertools
 import pytest
 import torch
 
+from tests.conftest import tiny_split
 from tuner.errors import DivergedError
 from tuner.recsys.data import DatasetSpec, prepare
 from tuner.recsys.hyperparameters import Hyperparameters
 from tuner.recsys.metrics import Evaluator, popularity_scores
 from tuner.recsys.models import build_model
-from tuner.recsys.training import EpochResult, Trainer, best_epoch, fit
+from tuner.recsys.training import Callback, EpochResult, Trainer, best_epoch, build_model_for
 
 SYNTHETIC = DatasetSpec(
     name="synthetic",
@@ -30,14 +31,14 @@ def test_seeded_runs_give_identical_numbers():
     runs = []
     for _ in range(2):
         data, hp, net = _run("ngcf")
-        runs.append([(r.loss, r.metrics) for r in fit(net, data, hp)])
+        runs.append([(r.loss, r.metrics) for r in Trainer(net, data, hp).run()])
     assert runs[0] == runs[1]
 
 
 @pytest.mark.parametrize("model", ["mf", "lightgcn", "ngcf", "gat"])
 def test_training_learns_the_planted_structure(model):
     data, hp, net = _run(model, epochs=25, eval_every=25, weight_decay=0.0)
-    results = list(fit(net, data, hp))
+    results = list(Trainer(net, data, hp).run())
     assert results[-1].loss < results[0].loss
     popular = Evaluator(data, [10]).evaluate(popularity_scores(data), splits=["test"])
     assert results[-1].metrics["test/recall@10"] > popular["test/recall@10"] + 0.05
@@ -45,13 +46,13 @@ def test_training_learns_the_planted_structure(model):
 
 def test_metrics_every_eval_every_epochs_and_at_the_end():
     data, hp, net = _run(epochs=5, eval_every=2)
-    evaluated = [r.epoch for r in fit(net, data, hp) if r.evaluated]
+    evaluated = [r.epoch for r in Trainer(net, data, hp).run() if r.evaluated]
     assert evaluated == [2, 4, 5]
 
 
 def test_resumed_run_equals_uninterrupted_run():
     data, hp, net = _run("ngcf", epochs=4)
-    uninterrupted = [r.loss for r in fit(net, data, hp)]
+    uninterrupted = [r.loss for r in Trainer(net, data, hp).run()]
 
     data, hp, net = _run("ngcf", epochs=4)
     trainer = Trainer(net, data, hp)
@@ -69,7 +70,7 @@ def test_weight_decay_shrinks_embeddings(regularization):
     norms = []
     for decay in (0.0, 1.0):
         data, hp, net = _run("mf", epochs=3, weight_decay=decay, regularization=regularization)
-        list(fit(net, data, hp))
+        list(Trainer(net, data, hp).run())
         norms.append(net.user_embedding.weight.norm().item())
     assert norms[1] < norms[0]
 
@@ -79,7 +80,7 @@ def test_non_finite_loss_ends_the_run_with_a_clear_error():
     with torch.no_grad():
         net.user_embedding.weight[0] = float("nan")
     with pytest.raises(DivergedError, match="epoch 1 loss is nan"):
-        list(fit(net, data, hp))
+        list(Trainer(net, data, hp).run())
 
 
 def _result(epoch, value, users=10.0):
@@ -95,3 +96,25 @@ def test_best_epoch_selects_on_validation_earliest_tie():
 def test_best_epoch_without_validation_is_the_last_evaluated():
     results = [_result(1, 0.0, users=0), _result(2, 0.0, users=0)]
     assert best_epoch(results, "val/recall@20").epoch == 2
+
+
+def test_callbacks_see_each_epoch_start_and_can_change_a_batch_loss():
+    data = tiny_split()
+    hp = Hyperparameters(epochs=3, k=[2], batch_size=8, eval_every=3)
+
+    class Record(Callback):
+        def __init__(self):
+            self.epochs, self.batches = [], 0
+
+        def on_epoch_start(self, trainer, epoch):
+            self.epochs.append(epoch)
+
+        def on_batch_loss(self, trainer, epoch, loss):
+            self.batches += 1
+            return loss * float("nan") if epoch == 2 else loss
+
+    seen = Record()
+    trainer = Trainer(build_model_for("mf", data, hp), data, hp, callbacks=(seen,))
+    with pytest.raises(DivergedError, match="epoch 2 loss is nan"):
+        list(trainer.run())
+    assert seen.epochs == [1, 2] and seen.batches == 2 * -(-data.train.shape[1] // hp.batch_size)  # every batch

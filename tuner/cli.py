@@ -165,19 +165,21 @@ def run(
     from tuner.analysis.console import run_summary_text
     from tuner.errors import SpecError
     from tuner.spec import load_spec
-    from tuner.tuning import ray_session
     from tuner.tuning.run import run_experiment
 
     timeline.mark("command_start")
-    signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
-
-    if sum([fresh, resume_errored, restart_errored]) > 1:
-        raise SpecError("--fresh, --resume-errored, --restart-errored: use at most one of them")
-    options = _run_overrides(spec, name, storage, num_samples, max_concurrent, smoke, overrides)
-    experiment = load_spec(spec, options)
-    summary = run_experiment(experiment, data_dir, fresh, resume_errored, restart_errored)
-    typer.echo(run_summary_text(summary))
-    ray_session.wait_stopped()
+    global _sigterm_received
+    _sigterm_received = False
+    previous_handler = signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
+    try:
+        if sum([fresh, resume_errored, restart_errored]) > 1:
+            raise SpecError("--fresh, --resume-errored, --restart-errored: use at most one of them")
+        options = _run_overrides(spec, name, storage, num_samples, max_concurrent, smoke, overrides)
+        experiment = load_spec(spec, options)
+        summary = run_experiment(experiment, data_dir, fresh, resume_errored, restart_errored)
+        typer.echo(run_summary_text(summary))
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
     raise typer.Exit(_interrupted_exit_code() if summary.interrupted else summary.exit_code)
 
 

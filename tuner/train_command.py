@@ -7,13 +7,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-import torch
-
 from tuner import storage
 from tuner.recsys.data import SplitData, prepare
 from tuner.recsys.metrics import Evaluator, popularity_scores
-from tuner.recsys.models import build_model
-from tuner.recsys.training import EpochResult, Trainer, best_epoch, resolve_device
+from tuner.recsys.training import EpochResult, Trainer, best_epoch, build_model_for, resolve_device
 from tuner.spec import ExperimentSpec
 
 
@@ -36,9 +33,7 @@ def train(
     hp = spec.fixed
     data = prepare(spec.dataset, data_dir)
     torch_device = resolve_device(device)
-    torch.manual_seed(hp.seed)
-    model = build_model(spec.model, data.num_users, data.num_items, torch.tensor(data.train), **hp.model_dump())
-    trainer = Trainer(model, data, hp, torch_device)
+    trainer = Trainer(build_model_for(spec.model, data, hp), data, hp, torch_device)
     epochs = []
     for result in trainer.run():
         epochs.append(result)
@@ -60,6 +55,6 @@ def write_outcome_json(outcome: TrainOutcome, path: Path) -> None:
         "best_epoch": outcome.best.epoch,
         "best_metrics": outcome.best.metrics,
         "most_popular": outcome.most_popular,
-        "epochs": [asdict(r) for r in outcome.epochs],
+        "epochs": [{k: v for k, v in asdict(r).items() if k != "test_per_user"} for r in outcome.epochs],
     }
     storage.write_text(str(path), json.dumps(payload, indent=2))  # atomic; the umask decides who may read it

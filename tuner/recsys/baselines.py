@@ -7,13 +7,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import torch
-
 from tuner.recsys.data import SplitData
 from tuner.recsys.hyperparameters import Hyperparameters
 from tuner.recsys.metrics import Evaluator, popularity_scores
-from tuner.recsys.models import build_model
-from tuner.recsys.training import Trainer, best_epoch
+from tuner.recsys.training import Trainer, best_epoch, build_model_for
 
 MF_RANK = 8
 # The MF baseline's own training, whatever the experiment trains with (an ablation's lr, epochs or weight decay
@@ -29,7 +26,5 @@ def compute(data: SplitData, baseline: str, seed: int | None, ks: Sequence[int],
         metrics = Evaluator(data, ks).evaluate(popularity_scores(data))
         return {"baseline": "mostpop", "seed": None, "epoch": None, **metrics}
     hp = Hyperparameters(**MF_TRAINING, seed=seed, k=list(ks))
-    torch.manual_seed(seed)
-    model = build_model("mf", data.num_users, data.num_items, torch.tensor(data.train), **hp.model_dump())
-    best = best_epoch(list(Trainer(model, data, hp).run()), metric, mode)
+    best = best_epoch(list(Trainer(build_model_for("mf", data, hp), data, hp).run()), metric, mode)
     return {"baseline": f"mf (rank {MF_RANK})", "seed": seed, "epoch": best.epoch, **best.metrics}

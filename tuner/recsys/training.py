@@ -1,4 +1,8 @@
-"""Pure-PyTorch BPR training: fit(model, data, hp) yields one EpochResult per epoch. No Ray, no files."""
+"""Pure-PyTorch BPR training: Trainer(model, data, hp).run() yields one EpochResult per epoch. No Ray, no files.
+
+`Callback`s see every epoch start and every batch's loss: a Trainer calls its own and this process's
+(`PROCESS_CALLBACKS`, e.g. installed in every Ray worker by a worker setup hook).
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from tuner.recsys.data import SplitData
 from tuner.recsys.data.sampling import BPRSampler
 from tuner.recsys.hyperparameters import Hyperparameters
 from tuner.recsys.metrics import Evaluator, embedding_scores
-from tuner.recsys.models import Recommender
+from tuner.recsys.models import Recommender, build_model
 from tuner.vocabulary import parse_metric_key, users_key
 
 
@@ -30,6 +34,8 @@ class EpochResult:
     sample_seconds: float
     eval_seconds: float
     metrics: dict[str, float] = field(default_factory=dict)  # empty on epochs without evaluation
+    # evaluated epochs: the test split's users and each one's metrics ({"recall@20": values, ...})
+    test_per_user: tuple[np.ndarray, dict[str, np.ndarray]] | None = field(default=None, repr=False)
 
     @property
     def evaluated(self) -> bool:
@@ -40,6 +46,29 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+class Callback:
+    """Hooks into a Trainer's loop; override what you need."""
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        """Before the epoch's triples are drawn."""
+
+    def on_batch_loss(self, trainer: Trainer, epoch: int, loss: torch.Tensor) -> torch.Tensor:
+        """A batch's loss before the backward pass; what it returns is the loss optimised."""
+        return loss
+
+
+PROCESS_CALLBACKS: list[Callback] = []  # called by every Trainer of this process, after its own
+
+
+def build_model_for(name: str, data: SplitData, hp: Hyperparameters, train: torch.Tensor | None = None,
+                    adjacency: torch.Tensor | None = None) -> Recommender:
+    """The model `name` for `data` with `hp`'s sizes, initialised from `hp.seed` (the same seed, the same weights).
+    `train` (the training edges as a tensor) and `adjacency` (their normalised adjacency) when built already."""
+    torch.manual_seed(hp.seed)
+    edges = train if train is not None else torch.tensor(data.train)
+    return build_model(name, data.num_users, data.num_items, edges, adjacency, **hp.model_dump())
 
 
 class Trainer:
@@ -56,6 +85,7 @@ class Trainer:
         hp: Hyperparameters,
         device: torch.device | str = "cpu",
         evaluator: Evaluator | None = None,  # Evaluator(data, hp.k, device, hp.eval_batch_size), when built already
+        callbacks: tuple[Callback, ...] = (),
     ):
         self.device = torch.device(device)
         self.model = model.to(self.device)
@@ -66,7 +96,7 @@ class Trainer:
         optimizer_decay = hp.weight_decay if hp.regularization == "optimizer" else 0.0
         self.optimizer = torch.optim.Adam(model.parameters(), lr=hp.lr, weight_decay=optimizer_decay)
         self.epochs_done = 0
-        self.test_per_user: tuple[np.ndarray, dict[str, np.ndarray]] | None = None
+        self.callbacks = callbacks
 
     def state_dict(self) -> dict:
         return {
@@ -86,24 +116,29 @@ class Trainer:
             result = self._train_epoch(epoch)
             if epoch % self.hp.eval_every == 0 or epoch == self.hp.epochs:
                 start = time.perf_counter()
-                result.metrics = self.evaluate()
+                result.metrics, result.test_per_user = self.evaluate()
                 result.eval_seconds = time.perf_counter() - start
             self.epochs_done = epoch
             yield result
 
     @torch.no_grad()
-    def evaluate(self) -> dict[str, float]:
-        """Metrics on every split; the test split's per-user values are kept in `test_per_user`."""
+    def evaluate(self) -> tuple[dict[str, float], tuple[np.ndarray, dict[str, np.ndarray]]]:
+        """Metrics on every split, and the test split's users with each one's metrics."""
         self.model.eval()
         users, items = self.model()
         per_user: dict = {}
         metrics = self.evaluator.evaluate(embedding_scores(users, items), per_user=per_user)
-        self.test_per_user = per_user["test"]
-        return metrics
+        return metrics, per_user["test"]
+
+    def _callbacks(self) -> tuple[Callback, ...]:
+        return (*self.callbacks, *PROCESS_CALLBACKS)
 
     def _train_epoch(self, epoch: int) -> EpochResult:
         hp = self.hp
         start = time.perf_counter()
+        callbacks = self._callbacks()
+        for callback in callbacks:
+            callback.on_epoch_start(self, epoch)
         rng = np.random.default_rng([hp.seed, epoch])
         torch.manual_seed(hp.seed * 1_000_003 + epoch)
         users, positives, negatives = (torch.from_numpy(a).to(self.device) for a in self.sampler.sample(rng))
@@ -118,6 +153,8 @@ class Trainer:
             p = positives[begin : begin + hp.batch_size]
             n = negatives[begin : begin + hp.batch_size]
             loss, bpr = self._batch_loss(u, p, n)
+            for callback in callbacks:
+                loss = callback.on_batch_loss(self, epoch, loss)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -151,13 +188,6 @@ class Trainer:
         p0, n0 = self.model.item_embedding(p), self.model.item_embedding(n)
         reg = 0.5 * (u0.pow(2).sum() + p0.pow(2).sum() + n0.pow(2).sum()) / len(u)
         return bpr + self.hp.weight_decay * reg, bpr
-
-
-def fit(
-    model: Recommender, data: SplitData, hp: Hyperparameters, device: torch.device | str = "cpu"
-) -> Iterator[EpochResult]:
-    """Train for hp.epochs epochs, yielding one result per epoch (metrics every hp.eval_every epochs)."""
-    return Trainer(model, data, hp, device).run()
 
 
 def best_epoch(results: list[EpochResult], metric: str, mode: str = "max") -> EpochResult:

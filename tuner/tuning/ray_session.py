@@ -89,8 +89,8 @@ def gpu_memory() -> int | None:
 
 
 def stop_in_background() -> None:
-    """ray.shutdown() stops Ray's processes one by one (1-1.5 s): let it run while the driver settles the run and
-    prints its summary; wait_stopped() (or the interpreter's exit) waits for it."""
+    """ray.shutdown() stops Ray's processes one by one (1-1.5 s): let it run while the driver settles the run;
+    wait_stopped() waits for it."""
     global _stopping
     _stopping = threading.Thread(target=ray.shutdown, name="ray-shutdown")
     _stopping.start()

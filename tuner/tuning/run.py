@@ -164,8 +164,11 @@ def _run(
         search.finish_baselines(directory, pending_baselines)
     finally:
         if started_ray:
-            ray_session.stop_in_background()  # ray_session.wait_stopped() once the summary is out
-    summary = settle(spec, directory, search.trial_statuses(directory), spec.trial_count())
+            ray_session.stop_in_background()  # Ray stops while the run settles
+    try:
+        summary = settle(spec, directory, search.trial_statuses(directory), spec.trial_count())
+    finally:
+        ray_session.wait_stopped()  # whoever calls next (another run, ray.init, ray.shutdown) finds Ray stopped
     timeline.mark("settled")
     return summary
 

@@ -44,27 +44,28 @@ class EpochOptunaSearch(OptunaSearch):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._suggested: set[str] | None = set()
+        self._suggested: set[str] | None = set()  # None: not known (a state saved by a tuner that did not keep it)
 
     def suggest(self, trial_id: str):
         suggestion = super().suggest(trial_id)
-        if isinstance(suggestion, dict):
+        if isinstance(suggestion, dict) and self._suggested is not None:
             self._suggested.add(trial_id)
         return suggestion
 
     def restore(self, checkpoint_path: str) -> None:
         self._suggested = None
-        super().restore(checkpoint_path)  # sets _suggested, unless the state was saved before tuner kept it:
-        if self._suggested is None:  # then the trials OptunaSearch itself keeps are the ones it suggested
-            self._suggested = set(self._ot_trials)
+        super().restore(checkpoint_path)  # sets _suggested, unless the state was saved before tuner kept it
+
+    def _suggested_it(self, trial_id: str) -> bool:
+        return self._suggested is None or trial_id in self._suggested
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if result.get("diverged") or trial_id not in self._suggested:
+        if result.get("diverged") or not self._suggested_it(trial_id):
             return
         super().on_trial_result(trial_id, {**result, "training_iteration": result["epoch"]})
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if trial_id not in self._suggested:
+        if not self._suggested_it(trial_id):
             return
         if error or (result or {}).get("diverged"):
             super().on_trial_complete(trial_id, result=None, error=True)

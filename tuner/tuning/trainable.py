@@ -11,6 +11,7 @@ import math
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import ray
@@ -23,10 +24,10 @@ from tuner.experiment import per_user, provenance
 from tuner.experiment.records import RecordWriter, param_values
 from tuner.recsys.data import SplitData
 from tuner.recsys.metrics import Evaluator
-from tuner.recsys.models import build_model, uses_adjacency
+from tuner.recsys.models import uses_adjacency
 from tuner.recsys.models.graph import normalized_adjacency
 from tuner.recsys.selection import BestEpoch
-from tuner.recsys.training import EpochResult, Trainer
+from tuner.recsys.training import EpochResult, Trainer, build_model_for
 from tuner.spec import ExperimentSpec
 from tuner.vocabulary import CHECKPOINT_FILE, StopReason, parse_metric_key, users_key
 
@@ -45,7 +46,18 @@ def _dataset_structures(model: str, data: SplitData, ks: tuple[int, ...], eval_b
     return _shared["train"], _shared["adjacency"], _shared["evaluator"]
 
 
+@dataclass
+class _Progress:
+    """What a trial carries across a checkpoint besides the trainer: time spent, its best epoch, when it began."""
+
+    cumulative_seconds: float
+    best: BestEpoch
+    trial_started: float
+
+
 def train_trial(config: dict[str, Any], *, data: SplitData, spec_json: str, experiment_dir: str) -> None:
+    """One trial: for each epoch of the Trainer, write its record row, keep the per-user metrics of the best
+    validation epoch, report to Tune (with a checkpoint now and then)."""
     timeline.mark("trial_start")
     spec = ExperimentSpec.model_validate_json(spec_json)
     hp = spec.trial_hyperparameters(config)
@@ -56,81 +68,72 @@ def train_trial(config: dict[str, Any], *, data: SplitData, spec_json: str, expe
     device = torch.device("cuda") if ray.get_gpu_ids() and torch.cuda.is_available() else torch.device("cpu")
 
     train, adjacency, evaluator = _dataset_structures(spec.model, data, hp.k, hp.eval_batch_size, device)
-    torch.manual_seed(hp.seed)
-    model = build_model(spec.model, data.num_users, data.num_items, train, adjacency, **hp.model_dump())
-    trainer = Trainer(model, data, hp, device, evaluator)
-    cumulative_seconds = 0.0
-    trial_started = time.time()
-    best = BestEpoch(spec.mode)  # the best-validation epoch so far: its per-user test metrics are kept
-    validation_users = users_key(parse_metric_key(spec.metric).split)
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            state = torch.load(os.path.join(folder, CHECKPOINT_FILE), map_location=device, weights_only=True)
-        trainer.load_state_dict(state["trainer"])
-        cumulative_seconds = float(state["cumulative_seconds"])
-        if "best_epoch" in state:
-            best = BestEpoch(spec.mode, *state["best_epoch"])
-        else:  # a checkpoint from before tuner kept the epoch: its best value (times ±1), at an unknown epoch
-            best = BestEpoch(spec.mode, 0, state["best_value"] * (1.0 if spec.mode == "max" else -1.0))
-        trial_started = float(state["trial_started"])
+    trainer = Trainer(build_model_for(spec.model, data, hp, train, adjacency), data, hp, device, evaluator)
+    progress = _restore(trainer, device, spec.mode) or _Progress(0.0, BestEpoch(spec.mode), time.time())
     last_checkpoint_epoch = trainer.epochs_done
 
     writer = RecordWriter(experiment_dir, trial_id, hp.k)
     attempt = writer.start_attempt()
     provenance.record_trial(experiment_dir, trial_id, attempt, device=str(device), split_hash=data.split_hash, seed=hp.seed)
     base_row = {
-        "experiment": spec.name,
-        "trial_id": trial_id,
-        "attempt": attempt,
-        "model": spec.model,
-        "dataset": data.dataset,
-        "split_hash": data.split_hash,
-        "seed": hp.seed,
-        "device": str(device),
-        "trial_started": trial_started,
-        **param_values(hp),
+        "experiment": spec.name, "trial_id": trial_id, "attempt": attempt, "model": spec.model,
+        "dataset": data.dataset, "split_hash": data.split_hash, "seed": hp.seed, "device": str(device),
+        "trial_started": progress.trial_started, **param_values(hp),
     }
+    validation_users = users_key(parse_metric_key(spec.metric).split)
     timeline.mark("trial_ready", trial_id=trial_id)
-    epochs = trainer.run()
-    while True:
-        try:
-            result = next(epochs)
-        except StopIteration:
-            writer.compact()
-            return
-        except DivergedError as exc:
-            _report_divergence(spec, writer, base_row, trainer.epochs_done + 1, cumulative_seconds, str(exc))
-            writer.compact()
-            return
-        cumulative_seconds += result.train_seconds + result.eval_seconds
-        timeline.mark("epoch_end", trial_id=trial_id, epoch=result.epoch)
-        last = result.epoch == hp.epochs
-        writer.write(_row(base_row, result, cumulative_seconds, StopReason.FINISHED.value if last else None))
-        if not result.evaluated:
-            continue
-        if best.offer(result.epoch, result.metrics[spec.metric], result.metrics[validation_users]):
-            per_user.write(experiment_dir, trial_id, result.epoch, *trainer.test_per_user)
-        metrics = {"epoch": result.epoch, "loss": result.loss, **result.metrics}
-        if last or result.epoch - last_checkpoint_epoch >= spec.failure.checkpoint_every:
-            last_checkpoint_epoch = result.epoch
-            with tempfile.TemporaryDirectory() as folder:
-                state = {"trainer": trainer.state_dict(), "cumulative_seconds": cumulative_seconds,
-                         "best_epoch": (best.epoch, best.value),
-                         "trial_started": trial_started}
-                torch.save(state, os.path.join(folder, CHECKPOINT_FILE))
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
-        else:
-            tune.report(metrics)
+    try:
+        for result in trainer.run():
+            progress.cumulative_seconds += result.train_seconds + result.eval_seconds
+            timeline.mark("epoch_end", trial_id=trial_id, epoch=result.epoch)
+            last = result.epoch == hp.epochs
+            writer.write(_row(base_row, result, progress.cumulative_seconds, StopReason.FINISHED if last else None))
+            if not result.evaluated:
+                continue
+            if progress.best.offer(result.epoch, result.metrics[spec.metric], result.metrics[validation_users]):
+                per_user.write(experiment_dir, trial_id, result.epoch, *result.test_per_user)
+            report = {"epoch": result.epoch, "loss": result.loss, **result.metrics}
+            if last or result.epoch - last_checkpoint_epoch >= spec.failure.checkpoint_every:
+                last_checkpoint_epoch = result.epoch
+                _report_with_checkpoint(report, trainer, progress)
+            else:
+                tune.report(report)
+    except DivergedError as exc:
+        _report_divergence(spec, writer, base_row, trainer.epochs_done + 1, progress.cumulative_seconds, str(exc))
+    writer.compact()
 
 
-def _row(base: dict, result: EpochResult, cumulative_seconds: float, stop_reason: str | None) -> dict:
+def _restore(trainer: Trainer, device: torch.device, mode: str) -> _Progress | None:
+    """The trainer and the trial's progress from Tune's checkpoint, when the trial is resumed or retried."""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as folder:
+        state = torch.load(os.path.join(folder, CHECKPOINT_FILE), map_location=device, weights_only=True)
+    trainer.load_state_dict(state["trainer"])
+    if "best_epoch" in state:
+        best = BestEpoch(mode, *state["best_epoch"])
+    else:  # a checkpoint from before tuner kept the epoch: its best value times ±1 (by mode), at an unknown epoch
+        best = BestEpoch(mode, 0, float(state["best_value"]) * (1.0 if mode == "max" else -1.0))
+    return _Progress(float(state["cumulative_seconds"]), best, float(state["trial_started"]))
+
+
+def _report_with_checkpoint(report: dict, trainer: Trainer, progress: _Progress) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        state = {"trainer": trainer.state_dict(), "cumulative_seconds": progress.cumulative_seconds,
+                 "best_epoch": (progress.best.epoch, progress.best.value),
+                 "trial_started": progress.trial_started}
+        torch.save(state, os.path.join(folder, CHECKPOINT_FILE))
+        tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def _row(base: dict, result: EpochResult, cumulative_seconds: float, stop_reason: StopReason | None) -> dict:
     return {
         **base,
         **result.metrics,
         "epoch": result.epoch,
         "status": "ended" if stop_reason else "running",
-        "stop_reason": stop_reason,
+        "stop_reason": stop_reason.value if stop_reason else None,
         "loss": result.loss,
         "bpr_loss": result.bpr_loss,
         "epoch_seconds": result.train_seconds + result.eval_seconds,

@@ -1,0 +1,110 @@
+"""The tuning code's pure parts, without a Ray cluster: the searcher's corrections to OptunaSearch (told to it
+the way Tune does), settling an experiment's stop reasons, pruning checkpoints, and `base:`."""
+
+import optuna
+import pytest
+
+from tests.fake_experiment import K, write_trial
+from tuner.experiment.layout import save_spec
+from tuner.recsys.hyperparameters import Hyperparameters
+from tuner.spec import validate_spec
+from tuner.tuning.run import prune_checkpoints, settle, with_base
+from tuner.tuning.search import EpochOptunaSearch
+
+METRIC = f"val/recall@{K}"
+
+
+def _searcher(sampler=None, lr=optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True)):
+    storage = optuna.storages.InMemoryStorage()
+    searcher = EpochOptunaSearch(space={"lr": lr}, metric=METRIC, mode="max", sampler=sampler,
+                                 study_name="s", storage=storage)
+    return searcher, lambda: optuna.load_study(study_name="s", storage=storage).trials
+
+
+def test_intermediate_values_are_indexed_by_epoch_not_by_report_count():
+    searcher, trials = _searcher()
+    searcher.suggest("t1")
+    searcher.on_trial_result("t1", {"epoch": 5, METRIC: 0.2, "training_iteration": 1})
+    searcher.on_trial_result("t1", {"epoch": 10, METRIC: 0.3, "training_iteration": 2})
+    searcher.on_trial_complete("t1", {"epoch": 10, METRIC: 0.3})
+    (trial,) = trials()
+    assert trial.intermediate_values == {5: 0.2, 10: 0.3} and trial.state.name == "COMPLETE" and trial.value == 0.3
+
+
+def test_diverged_and_errored_trials_are_failed_not_complete():
+    searcher, trials = _searcher()
+    for trial_id in ("diverged", "errored"):
+        searcher.suggest(trial_id)
+    searcher.on_trial_result("errored", {"epoch": 1, METRIC: 0.25})
+    searcher.on_trial_result("diverged", {"epoch": 2, METRIC: float("-inf"), "diverged": True})
+    searcher.on_trial_complete("diverged", {"epoch": 2, METRIC: float("-inf"), "diverged": True})
+    searcher.on_trial_complete("errored", {"epoch": 1, METRIC: 0.25}, error=True)
+    assert [(t.state.name, t.value) for t in trials()] == [("FAIL", None), ("FAIL", None)]
+    assert trials()[0].intermediate_values == {}  # the diverged report is never told
+
+
+def test_a_trial_it_never_suggested_is_left_alone():
+    """--restart-errored: Ray restarts an errored trial under a new id (OptunaSearch would raise KeyError)."""
+    searcher, trials = _searcher()
+    searcher.on_trial_result("restarted", {"epoch": 1, METRIC: 0.1})
+    searcher.on_trial_complete("restarted", {"epoch": 1, METRIC: 0.1})
+    assert trials() == []
+
+
+def test_a_grid_sampler_that_stops_the_study_while_told_a_failure_does_not_crash():
+    grid = optuna.samplers.GridSampler({"lr": [0.01]})
+    searcher, trials = _searcher(sampler=grid, lr=optuna.distributions.CategoricalDistribution([0.01]))
+    searcher.suggest("only")
+    searcher.on_trial_complete("only", {"epoch": 1, METRIC: float("-inf"), "diverged": True})
+    assert [t.state.name for t in trials()] == ["FAIL"]
+
+
+def _experiment(tmp_path, name="exp", **spec):
+    directory = tmp_path / name
+    experiment = validate_spec({"name": name, "model": "mf", "metric": METRIC, "storage": str(tmp_path),
+                                "fixed": {"k": [K], "epochs": 2}, **spec}, "test")
+    save_spec(str(directory), experiment)
+    return experiment, str(directory)
+
+
+def test_settle_ends_the_trials_ray_ended_and_leaves_unfinished_ones_running(tmp_path):
+    spec, directory = _experiment(tmp_path)
+    for trial_id in ("stopped", "errored", "unfinished", "done"):
+        write_trial(directory, trial_id, Hyperparameters(k=[K]), [{METRIC: 0.1}],
+                    stop_reason="finished" if trial_id == "done" else None)
+    statuses = {"stopped": "TERMINATED", "errored": "ERROR", "unfinished": "RUNNING", "done": "TERMINATED"}
+    summary = settle(spec, directory, statuses, expected_trials=4)
+    reasons = dict(zip(summary.trials["trial_id"], summary.trials["stop_reason"]))
+    assert reasons == {"done": "finished", "stopped": "early_stopped", "errored": "failed", "unfinished": "running"}
+    assert summary.interrupted and summary.exit_code == 130
+    assert summary.study_path is not None
+
+
+def test_prune_checkpoints_keeps_each_trials_newest(tmp_path):
+    for trial_id in ("a", "b"):
+        for n in (1, 2, 10):
+            (tmp_path / trial_id / f"checkpoint_{n:06d}").mkdir(parents=True)
+    prune_checkpoints(str(tmp_path), ["a"])
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["checkpoint_000010"]
+    assert len(list((tmp_path / "b").iterdir())) == 3  # not ended: untouched
+
+
+def test_base_takes_the_best_finished_trials_configuration_except_what_is_set_or_searched(tmp_path):
+    _, base_dir = _experiment(tmp_path, "base")
+    write_trial(base_dir, "best", Hyperparameters(k=[K], lr=0.05, embedding_dim=32, weight_decay=0.01), [{METRIC: 0.4}])
+    write_trial(base_dir, "worse", Hyperparameters(k=[K], lr=0.01, embedding_dim=16), [{METRIC: 0.3}])
+    write_trial(base_dir, "stopped", Hyperparameters(k=[K], lr=0.09), [{METRIC: 0.9}], stop_reason="early_stopped")
+    spec, _ = _experiment(tmp_path, "ablation", fixed={"k": [K], "embedding_dim": 8},
+                          params={"weight_decay": {"type": "categorical", "choices": [0.0, 0.1]}})
+    fixed = with_base(spec, base_dir).fixed
+    assert (fixed.lr, fixed.embedding_dim, fixed.weight_decay) == (0.05, 8, Hyperparameters().weight_decay)
+
+
+def test_base_without_a_finished_trial_is_one_line(tmp_path):
+    from tuner.errors import SpecError
+
+    _, base_dir = _experiment(tmp_path, "base")
+    write_trial(base_dir, "stopped", Hyperparameters(k=[K]), [{METRIC: 0.9}], stop_reason="early_stopped")
+    spec, _ = _experiment(tmp_path, "next")
+    with pytest.raises(SpecError, match="no finished trial to take a configuration from"):
+        with_base(spec, base_dir)
