@@ -96,7 +96,7 @@ def train(
                    "defaults (set them with --set, or train `tuner best`'s output)", err=True)
     if threads:
         torch.set_num_threads(threads)
-    header_printed = []
+    header_printed: list[bool] = []
 
     def show(result):
         if not header_printed:
@@ -176,7 +176,7 @@ def run(
             raise SpecError("--fresh, --resume-errored, --restart-errored: use at most one of them")
         options = _run_overrides(spec, name, storage, num_samples, max_concurrent, smoke, overrides)
         experiment = load_spec(spec, options)
-        summary = run_experiment(experiment, data_dir, fresh, resume_errored, restart_errored)
+        summary = run_experiment(experiment, str(data_dir) if data_dir else None, fresh, resume_errored, restart_errored)
         typer.echo(run_summary_text(summary))
     finally:
         signal.signal(signal.SIGTERM, previous_handler)

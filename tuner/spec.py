@@ -60,19 +60,32 @@ class ParamSpec(_Frozen):
             raise ValueError("an int parameter needs integer low, high and step")
         return self
 
+    def choice_list(self) -> list[Any]:
+        """A categorical parameter's choices (validated non-empty); none for a range."""
+        return list(self.choices or [])
+
+    def bounds(self) -> tuple[float, float]:
+        """A range's low and high (validated present for int and float parameters)."""
+        if self.low is None or self.high is None:
+            raise ValueError(f"a {self.type} parameter has no low and high")
+        return self.low, self.high
+
     def smallest(self) -> Any:
-        return min(v for v in self.choices if isinstance(v, (int, float))) if self.type == "categorical" else self.low
+        if self.type == "categorical":
+            return min(v for v in self.choice_list() if isinstance(v, (int, float)))
+        return self.bounds()[0]
 
     def grid_values(self) -> list[Any]:
         """Every value, for the grid sampler: categorical choices, or a stepped int/float range."""
         if self.type == "categorical":
-            return list(self.choices)
+            return self.choice_list()
+        low, high = self.bounds()
         if self.type == "int":
-            return list(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
+            return list(range(int(low), int(high) + 1, int(self.step or 1)))
         if self.step is None:
             raise ValueError("step: the grid sampler needs a step for a float range (or use choices)")
-        count = int(round((self.high - self.low) / self.step)) + 1
-        return [round(self.low + i * self.step, 12) for i in range(count)]
+        count = int(round((high - low) / self.step)) + 1
+        return [round(low + i * self.step, 12) for i in range(count)]
 
 
 class SearchSpec(_Frozen):
@@ -237,14 +250,15 @@ def _check_drawable_values(name: str, param: ParamSpec) -> None:
     """Every value a search can draw must be one `fixed` accepts (type and bounds), checked before anything runs:
     every choice, and both ends of a range (the bounds are intervals, so the values between pass too)."""
     if param.type == "categorical":
-        candidates = [(f"choices[{i}]", choice) for i, choice in enumerate(param.choices)]
+        candidates = [(f"choices[{i}]", choice) for i, choice in enumerate(param.choice_list())]
     else:
         if param.type == "float" and param.low == param.high:
             raise ValueError(f"params.{name}: low and high are both {param.low:g}; set fixed.{name} instead")
         if param.type == "float" and _takes_whole_numbers(name):
             raise ValueError(f"params.{name}.type: {name} takes whole numbers; use type: int or categorical")
         as_type = int if param.type == "int" else float
-        candidates = [("low", as_type(param.low)), ("high", as_type(param.high))]
+        low, high = param.bounds()
+        candidates = [("low", as_type(low)), ("high", as_type(high))]
     for where, value in candidates:
         try:
             Hyperparameters.model_validate({name: value})

@@ -101,7 +101,7 @@ def study_plots(study, parameters: list[str], importances: list[str], folder) ->
         for file, caption, draw in wanted:
             if len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) < 2 and file != "history.png":
                 continue
-            figure = np.atleast_1d(draw()).flat[0].figure
+            figure = np.atleast_1d(draw()).flat[0].figure  # type: ignore[arg-type]  # Axes or an array of them
             for axis in figure.axes:  # log axes label their minor ticks too, and those collide
                 if axis.get_xscale() == "log":
                     axis.xaxis.set_minor_formatter(NullFormatter())

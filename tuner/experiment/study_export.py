@@ -28,10 +28,11 @@ _STATES = {
 
 def optuna_distribution(param: ParamSpec) -> optuna.distributions.BaseDistribution:
     if param.type == "categorical":
-        return optuna.distributions.CategoricalDistribution(param.choices)
+        return optuna.distributions.CategoricalDistribution(param.choice_list())
+    low, high = param.bounds()
     if param.type == "int":
-        return optuna.distributions.IntDistribution(int(param.low), int(param.high), log=param.log, step=int(param.step or 1))
-    return optuna.distributions.FloatDistribution(param.low, param.high, log=param.log, step=param.step)
+        return optuna.distributions.IntDistribution(int(low), int(high), log=param.log, step=int(param.step or 1))
+    return optuna.distributions.FloatDistribution(low, high, log=param.log, step=param.step)
 
 
 def export_study(spec: ExperimentSpec, records: pd.DataFrame, trials: pd.DataFrame, directory: str) -> str:

@@ -23,7 +23,7 @@ class BestEpoch:
     def offer(self, epoch: int, value: float, validation_users: float) -> bool:
         """Whether `epoch` is now the best one (and becomes it)."""
         better = (
-            self.epoch is None
+            self.epoch is None or self.value is None
             or validation_users == 0
             or (math.isfinite(value) and (not math.isfinite(self.value) or
                                           (value > self.value if self.mode == "max" else value < self.value)))

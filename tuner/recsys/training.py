@@ -198,4 +198,4 @@ def best_epoch(results: list[EpochResult], metric: str, mode: str = "max") -> Ep
         raise ValueError("no epoch was evaluated")
     users = users_key(parse_metric_key(metric).split)
     chosen = selection.best_epoch([(r.epoch, r.metrics[metric], r.metrics[users]) for r in evaluated.values()], mode)
-    return evaluated[chosen]
+    return evaluated[chosen if chosen is not None else max(evaluated)]

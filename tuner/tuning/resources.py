@@ -100,15 +100,17 @@ def trial_gpu_bytes(spec: ExperimentSpec, graph: GraphSize) -> int:
     return CUDA_CONTEXT_BYTES + int(SAFETY * bytes_)
 
 
-def _largest(spec: ExperimentSpec, name: str, default: int | None = None) -> int:
+def _largest(spec: ExperimentSpec, name: str, default: int = 0) -> int:
+    """The largest value of `name` a trial can get (`default` where neither fixed nor searched sets a number)."""
     fixed = getattr(spec.fixed, name)
+    otherwise = int(fixed) if fixed is not None else default
     param = spec.params.get(name)
     if param is None:
-        return fixed if fixed is not None else default
+        return otherwise
     if param.type == "categorical":
-        values = [v for v in param.choices if isinstance(v, (int, float))]
-        return int(max(values)) if values else (fixed if fixed is not None else default)
-    return int(param.high)
+        values = [v for v in param.choice_list() if isinstance(v, (int, float))]
+        return int(max(values)) if values else otherwise
+    return int(param.bounds()[1])
 
 
 def _fits(total: float, each: float) -> int:

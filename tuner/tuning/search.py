@@ -42,7 +42,7 @@ class EpochOptunaSearch(OptunaSearch):
     (OptunaSearch would raise KeyError on its results): those trials are left out of the live study — the
     exported optuna.db, rebuilt from the records, has them."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._suggested: set[str] | None = set()  # None: not known (a state saved by a tuner that did not keep it)
 

@@ -90,7 +90,8 @@ def train_trial(config: dict[str, Any], *, data: SplitData, spec_json: str, expe
             writer.write(_row(base_row, result, progress.cumulative_seconds, StopReason.FINISHED if last else None))
             if not result.evaluated:
                 continue
-            if progress.best.offer(result.epoch, result.metrics[spec.metric], result.metrics[validation_users]):
+            improved = progress.best.offer(result.epoch, result.metrics[spec.metric], result.metrics[validation_users])
+            if improved and result.test_per_user is not None:
                 per_user.write(experiment_dir, trial_id, result.epoch, *result.test_per_user)
             report = {"epoch": result.epoch, "loss": result.loss, **result.metrics}
             if last or result.epoch - last_checkpoint_epoch >= spec.failure.checkpoint_every:

@@ -83,6 +83,8 @@ def prepare(spec: DatasetSpec, data_dir: str | Path | None = None, cache_dir: st
 
     if source.reader is None:
         interactions = synthetic.generate(spec.synthetic_options)
+    elif folder is None:
+        raise DataError(f"dataset.path: {spec.name} is read from a folder; give its path")
     else:
         interactions = source.reader(folder)
     if spec.split.kind == "given" and not source.has_given_split:

@@ -26,7 +26,8 @@ def generate(options: SyntheticSpec) -> Interactions:
     for user in range(n_users):
         own = np.flatnonzero(item_cluster == user_cluster[user])
         n_own = min(len(own), int(round(per_user * options.in_cluster)))
-        chosen_own = rng.choice(own, size=n_own, replace=False, p=_normalised(popularity[own])) if n_own else []
+        chosen_own = (rng.choice(own, size=n_own, replace=False, p=_normalised(popularity[own])) if n_own
+                      else np.array([], dtype=np.int64))
         others = np.setdiff1d(np.arange(n_items), chosen_own)
         n_other = per_user - n_own
         chosen_other = rng.choice(others, size=n_other, replace=False, p=_normalised(popularity[others]))

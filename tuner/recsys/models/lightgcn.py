@@ -28,6 +28,6 @@ class LightGCN(Recommender):
         x = self.ego_embeddings()
         total = x
         for _ in range(self.num_layers):
-            x = propagate(self.adjacency, x)
+            x = propagate(self.get_buffer("adjacency"), x)
             total = total + x
         return self.split(total / (self.num_layers + 1))

@@ -40,7 +40,7 @@ class NGCF(Recommender):
         x = self.ego_embeddings()
         outputs = [x]
         for w1, w2 in zip(self.w1, self.w2):
-            neighbours = propagate(self.adjacency, x)
+            neighbours = propagate(self.get_buffer("adjacency"), x)
             x = F.leaky_relu(w1(x + neighbours) + w2(x * neighbours), negative_slope=0.2)
             x = F.dropout(x, p=self.dropout, training=self.training)
             outputs.append(F.normalize(x, dim=1))
