@@ -112,7 +112,7 @@ def test_object_store_uri_storage_run_report_best(tmp_path):
     """Records, checkpoints, spec and study through pyarrow's filesystems (file:// stands in for s3://)."""
     (tmp_path / "spec.yaml").write_text(SPEC.replace("num_samples: 3", "num_samples: 2"))
     uri = f"file://{tmp_path}/store"
-    result = tuner_subprocess("run", "spec.yaml", "--storage", uri, cwd=tmp_path)
+    result = tuner("run", "spec.yaml", "--storage", uri, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert len(records.load(f"{uri}/e2e")) == 6
     report = tuner("report", "e2e", "--storage", uri, cwd=tmp_path)

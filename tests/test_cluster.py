@@ -144,12 +144,12 @@ def test_submit_wait_then_report(cluster):
 def test_worker_node_killed_mid_run_trials_resume_elsewhere(cluster):
     folder, env = cluster["folder"], _env(cluster["token_file"])
     storage = folder / "runs"
-    submitted = _tuner("submit", _spec(folder, "faults", trials=3, epochs=60, batch=16, users=400), "--address",
-                       cluster["address"], "--storage", storage, env=env)
+    epochs = 20
+    spec = _spec(folder, "faults", trials=3, epochs=epochs, batch=16, users=200)
+    submitted = _tuner("submit", spec, "--address", cluster["address"], "--storage", storage, env=env)
     assert submitted.returncode == 0, submitted.stderr
     job_id = submitted.stdout.strip()
-    again = _tuner("submit", _spec(folder, "faults", trials=3, epochs=60, batch=16, users=400), "--address",
-                   cluster["address"], "--storage", storage, env=env)
+    again = _tuner("submit", spec, "--address", cluster["address"], "--storage", storage, env=env)
     assert again.returncode == 2 and f"job {job_id} on {cluster['address']} is running this experiment" in again.stderr
     record_dir = storage / "faults" / "records"
     deadline = time.time() + 300
@@ -160,20 +160,15 @@ def test_worker_node_killed_mid_run_trials_resume_elsewhere(cluster):
             break
         time.sleep(0.1)
     kill_tree(cluster["worker"])  # the worker node (its raylet and its trials) dies mid-run
-    assert sum(epochs_written(record_dir).values()) < 150
+    assert sum(epochs_written(record_dir).values()) < 3 * epochs
 
-    deadline = time.time() + 600
-    status = ""
-    while time.time() < deadline:
-        status = _tuner("jobs", "status", job_id, "--address", cluster["address"], env=env).stdout.strip()
-        if status in ("SUCCEEDED", "FAILED", "STOPPED"):
-            break
-        time.sleep(2)
-    logs = _tuner("jobs", "logs", job_id, "--address", cluster["address"], env=env).stdout
+    # follow the job's log until it ends (one command, instead of polling its status)
+    logs = _tuner("jobs", "logs", job_id, "--follow", "--address", cluster["address"], env=env).stdout
+    status = _tuner("jobs", "status", job_id, "--address", cluster["address"], env=env).stdout.strip()
     assert status == "SUCCEEDED", logs[-4000:]
     frame = records.load(str(storage / "faults"))
-    assert len(frame) == 180 and not frame.duplicated(["trial_id", "epoch"]).any()
-    assert frame.groupby("trial_id")["epoch"].apply(lambda e: sorted(e) == list(range(1, 61))).all()
+    assert len(frame) == 3 * epochs and not frame.duplicated(["trial_id", "epoch"]).any()
+    assert frame.groupby("trial_id")["epoch"].apply(lambda e: sorted(e) == list(range(1, epochs + 1))).all()
     assert (frame["attempt"] > 1).any()  # the trials of the dead node were resumed from their checkpoints
     assert set(frame.groupby("trial_id").tail(1)["stop_reason"]) == {"finished"}
 

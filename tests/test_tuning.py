@@ -255,9 +255,8 @@ def _tuner_cli(*args, **kwargs):
                             stderr=subprocess.STDOUT, text=True, **kwargs)
 
 
-def _start_cli_run(tmp_path, sampler, num_samples, epochs_before_returning, **changes):
-    """`tuner run` of a 30-epoch spec in a subprocess (no Ray in this process), returned once it has written
-    some epochs."""
+def _cli_spec(tmp_path, sampler, num_samples, **changes):
+    """A 30-epoch spec file for `tuner run` in a subprocess (no Ray left running in this process)."""
     if ray.is_initialized():
         ray.shutdown()
     spec = _spec(
@@ -269,83 +268,68 @@ def _start_cli_run(tmp_path, sampler, num_samples, epochs_before_returning, **ch
     )
     spec_file = tmp_path / "spec.yaml"
     spec_file.write_text(yaml.safe_dump(spec.model_dump(mode="json", exclude_unset=True)))
-    experiment_dir = Path(spec.storage) / spec.name
-    driver = _tuner_cli("run", spec_file)
+    return spec, spec_file, Path(spec.storage) / spec.name
+
+
+def _wait_for_epochs(driver, experiment_dir, at_least: int) -> None:
+    """Until the records hold `at_least` epochs (or the driver has ended)."""
     deadline = time.time() + 240
-    while sum(epochs_written(experiment_dir / "records").values()) < epochs_before_returning and time.time() < deadline:
-        time.sleep(0.5)
-    return spec, spec_file, experiment_dir, driver
+    while sum(epochs_written(experiment_dir / "records").values()) < at_least and time.time() < deadline:
+        if driver.poll() is not None:
+            return
+        time.sleep(0.2)
 
 
-def test_driver_killed_mid_run_then_rerun_resumes(tmp_path):
-    spec, spec_file, experiment_dir, driver = _start_cli_run(tmp_path, "tpe", 4, epochs_before_returning=8)
-    kill_tree(driver)  # the driver, the Ray instance it started and its trials, as in a crash
-    assert driver.returncode != 0
-
+def _finished_run(spec, spec_file, experiment_dir, expected_trials: int):
+    """Run the spec to its end; the records hold one row per (trial, epoch) and every trial has ended."""
     rerun = _tuner_cli("run", spec_file)
     output, _ = rerun.communicate(timeout=600)
-    assert rerun.returncode == 0, output
-    assert "resuming" in output and "trials: 4 of 4" in output
+    assert rerun.returncode == 0, output[-3000:]
+    assert "resuming" in output and f"trials: {expected_trials} of {expected_trials}" in output, output[-3000:]
     records = records_module.load(str(experiment_dir))
     from tuner.experiment.trials import trial_table
 
     trials = trial_table(records, spec.metric, spec.mode)
-    assert len(trials) == 4 and set(trials["stop_reason"]) <= {"finished", "early_stopped"}
+    assert len(trials) == expected_trials and set(trials["stop_reason"]) <= {"finished", "early_stopped"}
     assert_one_row_per_trial_epoch(records, trials)
     assert "RUNNING" not in optuna_states(str(experiment_dir))
-    assert len(optuna_states(str(experiment_dir))) == 4
+    return records
 
 
-def test_driver_killed_as_soon_as_the_experiment_is_created_then_rerun_starts_over(tmp_path):
-    """Killed between tuner.pkl and Ray's first snapshot of the trials: Tune would restore an experiment that runs
-    one trial and stops, on every rerun ('trials: 1 of 3', exit 130, forever)."""
-    if ray.is_initialized():
-        ray.shutdown()
-    spec = _spec(tmp_path, params={"lr": {"type": "float", "low": 1e-3, "high": 0.1, "log": True}},
-                 search={"sampler": "random", "num_samples": 3, "max_concurrent": 2})
-    spec_file = tmp_path / "spec.yaml"
-    spec_file.write_text(yaml.safe_dump(spec.model_dump(mode="json", exclude_unset=True)))
-    experiment_dir = Path(spec.storage) / spec.name
+def test_driver_killed_then_rerun_resumes(tmp_path):
+    """SIGKILL, as in a crash: first between tuner.pkl and Ray's first snapshot of the trials (Tune would restore an
+    experiment that runs one trial and stops, on every rerun: 'trials: 1 of 4', exit 130, forever), then mid-run.
+    Each rerun picks up where the experiment stands."""
+    spec, spec_file, experiment_dir = _cli_spec(tmp_path, "tpe", 4)
     driver = _tuner_cli("run", spec_file)
     deadline = time.time() + 120
     while not (experiment_dir / "tuner.pkl").exists() and time.time() < deadline:
         time.sleep(0.01)
-    kill_tree(driver)
+    kill_tree(driver)  # the driver, the Ray instance it started and its trials
     assert not list(experiment_dir.glob("experiment_state-*"))
 
-    rerun = _tuner_cli("run", spec_file)
-    output, _ = rerun.communicate(timeout=600)
-    assert rerun.returncode == 0 and "trials: 3 of 3 — 3 finished" in output, output[-3000:]
+    rerun = _tuner_cli("run", spec_file)  # starts over
+    _wait_for_epochs(rerun, experiment_dir, at_least=8)
+    assert rerun.poll() is None
+    kill_tree(rerun)
 
-
-def test_ctrl_c_exits_130_and_the_rerun_finishes(tmp_path):
-    spec, spec_file, experiment_dir, driver = _start_cli_run(tmp_path, "random", 3, epochs_before_returning=4)
-    second = subprocess.run([sys.executable, "-m", "tuner", "run", str(spec_file)], capture_output=True, text=True)
-    assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
-    assert f"experiment tiny is being run by pid {driver.pid}" in second.stderr  # one run at a time
-    driver.send_signal(signal.SIGINT)
-    output, _ = driver.communicate(timeout=300)
-    assert driver.returncode == 130, output[-3000:]
-    assert "interrupted: run the same command again to resume" in output
-
-    rerun = _tuner_cli("run", spec_file)
-    output, _ = rerun.communicate(timeout=600)
-    assert rerun.returncode == 0, output[-3000:]
-    records = records_module.load(str(experiment_dir))
-    from tuner.experiment.trials import trial_table
-
-    trials = trial_table(records, spec.metric, spec.mode)
-    assert len(trials) == 3
-    assert_one_row_per_trial_epoch(records, trials)
+    _finished_run(spec, spec_file, experiment_dir, expected_trials=4)
+    assert len(optuna_states(str(experiment_dir))) == 4
 
 
 @pytest.mark.filterwarnings("ignore:.*not a readable parquet file")  # polled while trials are being compacted
-def test_sigterm_saves_the_run_exits_143_and_the_rerun_resumes(tmp_path):
-    spec, spec_file, experiment_dir, driver = _start_cli_run(
-        tmp_path, "random", 8, epochs_before_returning=1, scheduler={"kind": "asha", "grace_period": 1, "reduction_factor": 2}
+def test_sigterm_and_ctrl_c_save_the_run_and_the_same_command_resumes(tmp_path):
+    spec, spec_file, experiment_dir = _cli_spec(
+        tmp_path, "random", 8, scheduler={"kind": "asha", "grace_period": 1, "reduction_factor": 2}
     )
+    driver = _tuner_cli("run", spec_file)
+    _wait_for_epochs(driver, experiment_dir, at_least=1)
+    second = subprocess.run([sys.executable, "-m", "tuner", "run", str(spec_file)], capture_output=True, text=True)
+    assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
+    assert f"experiment tiny is being run by pid {driver.pid}" in second.stderr  # one run at a time
+
     # a trial that ASHA stops says so in the records at once, not only when the run settles
-    stopped = set()
+    stopped: set = set()
     deadline = time.time() + 240
     while not stopped and driver.poll() is None and time.time() < deadline:
         records = records_module.load(str(experiment_dir))
@@ -360,15 +344,15 @@ def test_sigterm_saves_the_run_exits_143_and_the_rerun_resumes(tmp_path):
     interrupted = records_module.load(str(experiment_dir))
     assert stopped <= set(interrupted.loc[interrupted["stop_reason"] == "early_stopped", "trial_id"])
 
-    rerun = _tuner_cli("run", spec_file)
-    output, _ = rerun.communicate(timeout=600)
-    assert rerun.returncode == 0, output[-3000:]
-    assert "resuming" in output and "trials: 8 of 8" in output
-    records = records_module.load(str(experiment_dir))
-    from tuner.experiment.trials import trial_table
+    rerun = _tuner_cli("run", spec_file)  # resumes; Ctrl-C stops it the same way
+    _wait_for_epochs(rerun, experiment_dir, at_least=len(interrupted) + 2)
+    assert rerun.poll() is None
+    rerun.send_signal(signal.SIGINT)
+    output, _ = rerun.communicate(timeout=300)
+    assert rerun.returncode == 130, output[-3000:]
+    assert "interrupted: run the same command again to resume" in output
 
-    trials = trial_table(records, spec.metric, spec.mode)
-    assert_one_row_per_trial_epoch(records, trials)
+    records = _finished_run(spec, spec_file, experiment_dir, expected_trials=8)
     for trial_id in stopped:  # left as they were
         before, after = interrupted[interrupted["trial_id"] == trial_id], records[records["trial_id"] == trial_id]
         assert list(after["epoch"]) == list(before["epoch"]) and after["stop_reason"].iloc[-1] == "early_stopped"
