@@ -108,3 +108,21 @@ def test_base_without_a_finished_trial_is_one_line(tmp_path):
     spec, _ = _experiment(tmp_path, "next")
     with pytest.raises(SpecError, match="no finished trial to take a configuration from"):
         with_base(spec, base_dir)
+
+
+def test_progress_lines_name_each_ended_trial_its_best_epoch_the_runs_best_and_the_time_left():
+    from tuner.tuning.progress import Tally
+    from tuner.vocabulary import StopReason
+
+    tally = Tally(METRIC, "max", expected=4, ended_before=1, started=100.0)
+    for epoch, value in [(1, 0.2), (2, 0.3), (3, 0.25)]:
+        tally.offer("a", {"epoch": epoch, METRIC: value, "val/users": 5.0})
+    tally.offer("b", {"epoch": 1, METRIC: 0.9, "val/users": 5.0})
+    tally.offer("c", {"epoch": 1, METRIC: float("-inf"), "diverged": True})
+    first = tally.line("a", StopReason.FINISHED, {"lr": 0.0123456, "num_layers": 2}, now=110.0)
+    assert first == (f"[2/4] a finished: {METRIC} 0.3000 at epoch 2; run's best 0.3000 (a); about 20 s left; "
+                     "lr=0.01235 num_layers=2")
+    stopped = tally.line("b", StopReason.EARLY_STOPPED, {"lr": 0.1}, now=120.0)
+    assert "b early-stopped: " in stopped and "run's best 0.3000 (a)" in stopped  # never ranked as finished
+    last = tally.line("c", StopReason.DIVERGED, {"lr": 1.0}, now=130.0)
+    assert last.startswith(f"[4/4] c diverged: {METRIC} -;") and "left" not in last

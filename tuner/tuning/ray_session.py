@@ -33,7 +33,8 @@ def start() -> bool:
     sigterm_handler = signal.getsignal(signal.SIGTERM)
     address = os.environ.get("RAY_ADDRESS")
     with contextlib.nullcontext() if address else _children_in_a_process_group_of_their_own():
-        ray.init(address=address or "local", include_dashboard=False, log_to_driver=True)
+        # workers' own output (Ray's checkpoint notices, library warnings) stays in Ray's session logs, not the console
+        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False)
     if callable(sigterm_handler):
         signal.signal(signal.SIGTERM, sigterm_handler)
     return True

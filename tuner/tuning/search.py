@@ -23,6 +23,7 @@ from tuner.experiment.records import RecordWriter
 from tuner.experiment.study_export import optuna_distribution
 from tuner.recsys.data import SplitData
 from tuner.spec import ExperimentSpec
+from tuner.tuning.progress import ProgressLines
 from tuner.tuning.resources import Plan
 from tuner.tuning.trainable import train_trial
 from tuner.vocabulary import StopReason
@@ -129,6 +130,12 @@ def _trainable(spec: ExperimentSpec, data: SplitData, experiment_dir: str, plan:
     return tune.with_resources(trainable, {"cpu": plan.cpu, "gpu": plan.gpu})
 
 
+def _quiet_tune_console() -> None:
+    """Tune's console tables (hundreds of lines for a dozen trials) give way to ProgressLines: Tune's documented
+    switch back to its plain output engine, which is silent at verbose=0 (set RAY_AIR_NEW_OUTPUT=1 to see them)."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+
+
 def _start_trials_together(plan: Plan) -> None:
     """Ray Tune before 2.5x keeps at most one trial pending for a searcher other than its own, so trials would
     start one after another; its documented override lets every trial the plan runs at once be pending."""
@@ -137,8 +144,10 @@ def _start_trials_together(plan: Plan) -> None:
 
 def new_tuner(spec: ExperimentSpec, data: SplitData, storage: str, experiment_dir: str, plan: Plan) -> tune.Tuner:
     space = {name: optuna_distribution(param) for name, param in spec.searched().items()}
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress lines say what matters
     searcher = EpochOptunaSearch(space=space or None, metric=spec.metric, mode=spec.mode, sampler=optuna_sampler(spec))
     _start_trials_together(plan)
+    _quiet_tune_console()
     return tune.Tuner(
         _trainable(spec, data, experiment_dir, plan),
         tune_config=tune.TuneConfig(
@@ -159,12 +168,16 @@ def _run_config(spec: ExperimentSpec, storage: str, experiment_dir: str) -> tune
     return tune.RunConfig(
         name=spec.name,
         storage_path=storage,
-        callbacks=[RecordStopReasons(experiment_dir, spec.fixed.k)],
+        callbacks=[
+            RecordStopReasons(experiment_dir, spec.fixed.k),
+            ProgressLines(spec.metric, spec.mode, spec.trial_count(), spec.fixed.epochs),
+        ],
         failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),
         # keep every checkpoint while trials run: with num_to_keep, a driver that dies between Ray deleting an old
         # checkpoint and saving the experiment state leaves that state pointing at a deleted checkpoint, and the
-        # trial can never be resumed. run_command.prune_checkpoints trims ended trials afterwards.
+        # trial can never be resumed. tuning.run.prune_checkpoints trims ended trials afterwards.
         checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+        verbose=0,  # ProgressLines prints one line per ended trial instead of Tune's tables
     )
 
 
@@ -194,6 +207,7 @@ def restored_tuner(
     spec: ExperimentSpec, data: SplitData, experiment_dir: str, plan: Plan, resume_errored: bool, restart_errored: bool
 ) -> tune.Tuner:
     _start_trials_together(plan)
+    _quiet_tune_console()
     _accept_state_saved_by_older_tuner()
     try:
         return tune.Tuner.restore(

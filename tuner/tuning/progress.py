@@ -1,0 +1,109 @@
+"""What `tuner run` prints while trials run: one line per trial that ends, with its best validation value, the
+best of the run so far, its configuration and an estimate of the time left. Tune itself runs silent (verbose=0):
+every trial's records, Tune's results and the trial's own output are in the experiment folder."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from ray import tune
+
+from tuner.recsys.selection import BestEpoch
+from tuner.vocabulary import StopReason, parse_metric_key, users_key
+
+
+@dataclass
+class Tally:
+    """The run's ended trials, for the progress lines (pure: tested without Ray)."""
+
+    metric: str
+    mode: str
+    expected: int  # trials in the experiment
+    ended_before: int = 0  # of them, ended by an earlier run (a resume)
+    started: float = field(default_factory=time.time)
+    ended: int = 0  # in this run
+    best: dict[str, BestEpoch] = field(default_factory=dict)  # per trial
+    overall: tuple[float, str] | None = None  # the best value of any finished trial, and that trial
+
+    def offer(self, trial_id: str, result: dict) -> None:
+        """A result Tune received (an evaluated epoch)."""
+        value = result.get(self.metric)
+        if result.get("diverged") or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return
+        users = result.get(users_key(parse_metric_key(self.metric).split), 1.0)
+        self.best.setdefault(trial_id, BestEpoch(self.mode)).offer(int(result.get("epoch", 0)), float(value), users)
+
+    def line(self, trial_id: str, how: StopReason, config: dict, now: float | None = None) -> str:
+        """The line for a trial that has just ended `how`."""
+        self.ended += 1
+        best = self.best.get(trial_id)
+        value = "-"
+        if best is not None and best.value is not None:
+            value = f"{best.value:.4f} at epoch {best.epoch}"
+            if how == StopReason.FINISHED and (self.overall is None or (
+                    best.value > self.overall[0] if self.mode == "max" else best.value < self.overall[0])):
+                self.overall = (best.value, trial_id)
+        overall = f"run's best {self.overall[0]:.4f} ({self.overall[1]})" if self.overall else "none finished yet"
+        params = " ".join(f"{name}={_plain(v)}" for name, v in sorted(config.items()))
+        done = self.ended_before + self.ended
+        return (f"[{done}/{self.expected}] {trial_id} {how.value.replace('_', '-')}: {self.metric} {value}; {overall}"
+                f"{self._eta(now or time.time())}; {params}")
+
+    def _eta(self, now: float) -> str:
+        left = self.expected - self.ended_before - self.ended
+        if left <= 0:
+            return ""
+        per_trial = (now - self.started) / self.ended  # wall time per ended trial, at the run's concurrency
+        return f"; about {_duration(per_trial * left)} left"
+
+
+class ProgressLines(tune.Callback):
+    """Tune callback printing Tally's lines. Its state starts afresh with every run, resumes included (Tune
+    restores callbacks from the experiment's saved state and calls `setup` again)."""
+
+    def __init__(self, metric: str, mode: str, expected: int, epochs: int, out: TextIO | None = None):
+        self.metric, self.mode, self.expected, self.epochs, self.out = metric, mode, expected, epochs, out
+        self.tally: Tally | None = None
+
+    def setup(self, stop=None, num_samples=None, total_num_samples=None, **info) -> None:
+        self.tally = None
+
+    def on_step_begin(self, iteration, trials, **info) -> None:
+        if self.tally is None:  # the run's first step: the trials that have ended already are a resume's
+            ended = sum(1 for trial in trials if trial.status in ("TERMINATED", "ERROR"))
+            self.tally = Tally(self.metric, self.mode, self.expected, ended_before=ended)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        if self.tally is not None:
+            self.tally.offer(trial.trial_id, result)
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        result = trial.last_result or {}
+        if result.get("diverged"):
+            how = StopReason.DIVERGED
+        else:
+            how = StopReason.FINISHED if result.get("epoch") == self.epochs else StopReason.EARLY_STOPPED
+        self._print(trial, how)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._print(trial, StopReason.FAILED, " (its error.txt says why)")
+
+    def _print(self, trial, how: StopReason, note: str = "") -> None:
+        if self.tally is not None:
+            print(self.tally.line(trial.trial_id, how, trial.config) + note, file=self.out or sys.stdout, flush=True)
+
+
+def _plain(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
