@@ -167,6 +167,8 @@ def test_the_summary_prints_null_and_whole_epochs():
     spec = validate_spec({"name": "e", "model": "mf", "metric": "val/recall@10", "fixed": {"k": [10]},
                           "params": {"samples_per_user": {"type": "categorical", "choices": [None, 100]}}}, "test")
     best = {"trial_id": "t1", "stop_reason": "finished", "val/recall@10": 0.3, "best_epoch": 3.0, "epochs_run": 3.0,
-            "param_samples_per_user": float("nan"), **{f"test/{m}@10": 0.1 for m in ("precision", "recall", "ndcg", "hit")}}
+            "total_seconds": 2.5, "param_samples_per_user": float("nan"),
+            **{f"test/{m}@10": 0.1 for m in ("precision", "recall", "ndcg", "hit")}}
     text = run_summary_text(_summary(spec, pd.DataFrame([best])))
-    assert "at epoch 3 of 3" in text and "config: samples_per_user=null" in text
+    assert "at epoch 3 of 3 (2.5 s)" in text and "config: samples_per_user=null" in text
+    assert "time: 2 s of trials (2 CPU s, 0 GPU s)" in text  # one CPU per trial, the default

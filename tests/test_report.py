@@ -198,6 +198,11 @@ def test_a_tuning_report_shows_the_baselines(tmp_path):
     out = write_report(Experiment.open(str(directory)))
     assert "Baselines on the same split" in (out / "report.md").read_text()
     assert pd.read_csv(out / "tables" / "baselines.csv")[f"test/precision@{K}"].tolist() == [0.0731]
+    # quality against cost: both trials ran 2 s (write_trial: one second per epoch); b is better, a no cheaper
+    pareto = pd.read_csv(out / "tables" / "pareto.csv")
+    assert pareto["trial"].tolist() == ["b"] and pareto["seconds"].tolist() == [2.0]  # "2.00" in the CSV
+    assert pd.read_csv(out / "tables" / "best_trials.csv")["seconds"].tolist() == [2.0, 2.0]
+    assert (out / "plots" / "pareto.png").is_file()
 
 
 def test_trials_that_ran_other_code_are_shown(experiment):

@@ -137,3 +137,17 @@ def test_resource_time_multiplies_trial_seconds_by_what_each_trial_held():
     trials = pd.DataFrame({"total_seconds": [10.0, None, 5.0]})
     assert resource_time(trials, {"cpu": 2.0, "gpu": 0.5}) == {"trial_seconds": 15.0, "cpu_seconds": 30.0,
                                                                "gpu_seconds": 7.5}
+
+
+def test_the_pareto_front_keeps_trials_nothing_beats_on_both_quality_and_time():
+    from tuner.analysis.summarize import pareto_front
+
+    trials = pd.DataFrame({
+        "trial_id": ["cheap", "dominated", "better", "best", "slow-worse", "failed", "running"],
+        "stop_reason": ["finished", "finished", "early_stopped", "finished", "finished", "failed", "running"],
+        "total_seconds": [1.0, 2.0, 3.0, 10.0, 20.0, 0.5, 0.1],
+        METRIC: [0.10, 0.08, 0.20, 0.30, 0.25, 0.9, 0.9],
+    })
+    assert list(pareto_front(trials, METRIC, "max")["trial_id"]) == ["cheap", "better", "best"]
+    assert list(pareto_front(trials, METRIC, "min")["trial_id"]) == ["cheap", "dominated"]
+    assert pareto_front(trials.iloc[:0], METRIC, "max").empty

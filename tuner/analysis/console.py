@@ -80,16 +80,20 @@ def run_summary_text(summary: RunSummary) -> str:
         params = ", ".join(f"{name}={_plain(best[param_column(name)])}" for name in spec.searched()) or "(fixed)"
         lines += [
             f"best trial {best['trial_id']}: {spec.metric} {best[spec.metric]:.4f} at epoch {int(best['best_epoch'])} "
-            f"of {int(best['epochs_run'])}",
+            f"of {int(best['epochs_run'])}" + _seconds_note(best.get("total_seconds")),
             f"  test at that epoch: {test}",
             f"  config: {params}",
         ]
     else:
         lines.append("no trial finished")
     total = sum(counts.values())
-    lines.append(
-        f"trials: {total} of {summary.expected_trials} — {counts_text(counts)}"
-    )
+    lines.append(f"trials: {total} of {summary.expected_trials} — {counts_text(counts)}")
+    if not summary.trials.empty:
+        from tuner.analysis.summarize import resource_time
+
+        spent = resource_time(summary.trials, summary.experiment.trial_resources)
+        lines.append(f"time: {spent['trial_seconds']:.0f} s of trials ({spent['cpu_seconds']:.0f} CPU s, "
+                     f"{spent['gpu_seconds']:.0f} GPU s); the report has the quality-against-cost front")
     failed = summary.errors
     for trial_id, error in list(failed.items())[:5]:
         lines.append(f"  failed {trial_id}: {error}")
@@ -109,6 +113,10 @@ def counts_text(counts: dict[str, int]) -> str:
     text = (f"{counts[StopReason.FINISHED]} finished, {counts[StopReason.EARLY_STOPPED]} early-stopped, "
             f"{counts[StopReason.FAILED]} failed, {counts[StopReason.DIVERGED]} diverged")
     return text + (f", {counts[RUNNING]} unfinished" if counts[RUNNING] else "")
+
+
+def _seconds_note(value) -> str:
+    return f" ({value:.1f} s)" if isinstance(value, (int, float)) and not math.isnan(value) else ""
 
 
 def _plain(value):

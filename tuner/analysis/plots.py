@@ -120,3 +120,20 @@ def learning_curves(records: pd.DataFrame, trial_ids: list[str], metric: str, pa
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7, title="top trials")
     _save(figure, path)
+
+
+def pareto(trials: pd.DataFrame, front: pd.DataFrame, metric: str, path) -> None:
+    """Validation metric against each trial's seconds (training and evaluation); the Pareto front joined and
+    labelled."""
+    figure, axis = plt.subplots(figsize=(7, 3.8))
+    axis.scatter(trials["total_seconds"], trials[metric], s=14, color="grey", alpha=0.6, label="trials")
+    axis.plot(front["total_seconds"], front[metric], marker="o", color="C0", drawstyle="steps-post",
+              label="Pareto front")
+    for _, row in front.iterrows():
+        axis.annotate(str(row["trial_id"]), (row["total_seconds"], row[metric]), fontsize=7,
+                      xytext=(3, 3), textcoords="offset points")
+    axis.set_xlabel("trial seconds (training + evaluation)")
+    axis.set_ylabel(f"{metric} (best epoch)")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7)
+    _save(figure, path)

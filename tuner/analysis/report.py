@@ -24,6 +24,7 @@ from tuner.analysis.summarize import (
     flag_degenerate,
     format_value,
     parameter_importances,
+    pareto_front,
     per_user_wilcoxon,
     resource_time,
     seed_paired_pvalues,
@@ -125,6 +126,7 @@ def _ablation(experiment: Experiment, factor: str, out: Path) -> Section:
     for column in ablation_columns(k):
         shown[column] = [_mean_std(m, s) for m, s in zip(table[column], table[f"{column} std"])]
     shown["seeds"] = table["seeds"].astype(int)
+    shown["seconds (mean)"] = table["seconds"].map(_seconds)
     shown["p (seeds, vs best)"] = [
         "" if b or base else _p(pvalues.get(v)) for v, b, base in zip(table["value"], table["best"], table["baseline"])
     ]
@@ -132,7 +134,8 @@ def _ablation(experiment: Experiment, factor: str, out: Path) -> Section:
     shown["flag"] = flags
     section.table(f"ablation_{factor}", shown)
     section.text(
-        f"Top-{k} precision and recall, mean ± std over seeds, each trial at its best-validation epoch; the best "
+        f"Top-{k} precision and recall, mean ± std over seeds, each trial at its best-validation epoch (*seconds*: "
+        f"a trial's mean training and evaluation time, what the value costs); the best "
         f"value has the best mean `{spec.metric}`. *p (seeds)*: paired t-test across seeds of test recall@{k} "
         f"against the best value. *p (users)*: Wilcoxon signed-rank test of per-user test recall@{k} between the "
         f"best value and the runner-up, users paired within each seed. A *flag* marks a row not to trust: not "
@@ -160,6 +163,7 @@ def _tuning(experiment: Experiment, out: Path) -> Section:
         "best epoch": top["best_epoch"].astype(int),
         spec.metric: top[spec.metric].map(_f),
         **{column: top[column].map(_f) for column in test_columns},
+        "seconds": top["total_seconds"].map(_seconds),
         **{name: top[param_column(name)].map(format_value) for name in searched},
     })
     section.table("best_trials", shown)
@@ -174,6 +178,7 @@ def _tuning(experiment: Experiment, out: Path) -> Section:
         }))
         section.text("Baselines on the same split (MF at its best-validation epoch): a trial that does not beat them "
                      "has learnt nothing the popularity of items does not already say.")
+    _pareto(section, experiment, out)
     importances = parameter_importances(spec, records, trials)
     if not importances.empty:
         section.table("importances", importances.assign(importance=importances["importance"].map(_f)))
@@ -185,6 +190,29 @@ def _tuning(experiment: Experiment, out: Path) -> Section:
     plots.learning_curves(records, list(top["trial_id"].head(5)), spec.metric, out / "plots" / "learning_curves.png")
     section.image("plots/learning_curves.png", f"{spec.metric} per epoch of the top trials")
     return section
+
+
+def _pareto(section: Section, experiment: Experiment, out: Path) -> None:
+    spec, trials = experiment.spec, experiment.trials
+    front = pareto_front(trials, spec.metric, spec.mode)
+    if front.empty:
+        return
+    cost = experiment.trial_resources
+    section.table("pareto", pd.DataFrame({
+        "trial": front["trial_id"],
+        spec.metric: front[spec.metric].map(_f),
+        "seconds": front["total_seconds"].map(_seconds),
+        "CPU s": (front["total_seconds"] * cost["cpu"]).map(_seconds),
+        "GPU s": (front["total_seconds"] * cost["gpu"]).map(_seconds),
+        "stop reason": front["stop_reason"],
+        **{name: front[param_column(name)].map(format_value) for name in spec.searched()},
+    }))
+    section.text("Quality against cost: the trials that no other trial beats on validation in fewer seconds "
+                 "(cheapest first). A trial's seconds are its training and evaluation time; CPU and GPU seconds are "
+                 "those times what the trial held. Early-stopped trials count with the time they ran.")
+    usable = trials[trials["stop_reason"].isin(PRODUCED_METRICS)].dropna(subset=["total_seconds"])
+    plots.pareto(usable, front, spec.metric, out / "plots" / "pareto.png")
+    section.image("plots/pareto.png", f"{spec.metric} against trial seconds; the line is the Pareto front")
 
 
 def _reproducibility(experiment: Experiment) -> Section:
@@ -230,6 +258,12 @@ def _trial_code(section: Section, origin: dict, manifests: list[dict]) -> None:
 
 
 # ---- number formats -----------------------------------------------------------------------------------------
+
+
+def _seconds(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{value:.2f}" if value < 10 else f"{value:.0f}"
 
 
 def _duration(seconds: float) -> str:

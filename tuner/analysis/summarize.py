@@ -27,7 +27,8 @@ def ablation_table(
     trials: pd.DataFrame, factor: str, metric: str, mode: str, baselines: pd.DataFrame | None = None
 ) -> pd.DataFrame:
     """One row per value of `factor`: mean and std over seeds of top-K train / val / test precision and recall
-    (each trial at its best-validation epoch) and the number of seeds; then one row per baseline. `best` marks
+    (each trial at its best-validation epoch), the number of seeds and a trial's mean seconds; then one
+    row per baseline. `best` marks
     the value with the best mean validation metric (the selection criterion); test metrics are only reported."""
     k = parse_metric_key(metric).k
     groups = [(value, group) for value, group in usable_trials(trials, factor).groupby("value", sort=False)]
@@ -36,7 +37,8 @@ def ablation_table(
     rows = []
     for label, group in groups:
         row = {"row": label if label in _baseline_names(baselines) else f"{factor}={label}", "value": label,
-               "baseline": label in _baseline_names(baselines), "seeds": len(group), metric: group[metric].mean()}
+               "baseline": label in _baseline_names(baselines), "seeds": len(group), metric: group[metric].mean(),
+               "seconds": group["total_seconds"].mean() if "total_seconds" in group else float("nan")}
         for column in ablation_columns(k):
             series = group[column]
             row[column] = series.mean()
@@ -162,3 +164,19 @@ def resource_time(trials: pd.DataFrame, trial_resources: dict[str, float]) -> di
     seconds = float(trials["total_seconds"].fillna(0).sum()) if not trials.empty else 0.0
     return {"trial_seconds": seconds, "cpu_seconds": seconds * trial_resources["cpu"],
             "gpu_seconds": seconds * trial_resources["gpu"]}
+
+
+def pareto_front(trials: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
+    """The trials no other trial beats on both counts — a better validation `metric` in no more seconds — cheapest
+    first: what each extra second of training bought. Trials without metrics or time are left out."""
+    usable = trials[trials["stop_reason"].isin(PRODUCED_METRICS)] if not trials.empty else trials
+    usable = usable.dropna(subset=["total_seconds", metric]) if not usable.empty else usable
+    if usable.empty:
+        return usable
+    sign = 1.0 if mode == "max" else -1.0
+    front, best = [], -float("inf")
+    for index, row in usable.sort_values(["total_seconds", metric], ascending=[True, mode != "max"]).iterrows():
+        if sign * row[metric] > best:
+            front.append(index)
+            best = sign * row[metric]
+    return usable.loc[front]
