@@ -126,3 +126,13 @@ def test_progress_lines_name_each_ended_trial_its_best_epoch_the_runs_best_and_t
     assert "b early-stopped: " in stopped and "run's best 0.3000 (a)" in stopped  # never ranked as finished
     last = tally.line("c", StopReason.DIVERGED, {"lr": 1.0}, now=130.0)
     assert last.startswith(f"[4/4] c diverged: {METRIC} -;") and "left" not in last
+
+
+def test_a_warm_start_from_a_missing_experiment_is_one_line_before_anything_runs(tmp_path):
+    from tuner.errors import SpecError
+    from tuner.tuning.run import run_experiment
+
+    spec, _ = _experiment(tmp_path, "warm", params={"lr": {"type": "float", "low": 1e-3, "high": 0.1}},
+                          search={"warm_start": {"experiment": "nope"}})
+    with pytest.raises(SpecError, match="nope: not a tuner experiment"):
+        run_experiment(spec)

@@ -17,6 +17,8 @@ import torch
 import yaml
 
 from tests.conftest import epochs_written, kill_tree
+from tuner.analysis.console import run_summary_text
+from tuner.errors import SpecError
 from tuner.experiment import baselines as baselines_file
 from tuner.experiment import provenance
 from tuner.experiment import records as records_module
@@ -81,6 +83,13 @@ def optuna_trials(experiment_dir):
     with open(newest, "rb") as f:
         state = pickle.load(f)
     return state["_ot_study"].trials
+
+
+def optuna_from_db(experiment_dir):
+    """The study tuner exported to <experiment>/optuna.db."""
+    import optuna
+
+    return optuna.load_study(study_name=None, storage=f"sqlite:///{experiment_dir}/optuna.db")
 
 
 def optuna_states(experiment_dir):
@@ -368,3 +377,36 @@ def test_state_saved_before_the_layer_packages_still_restores():
     search._accept_state_saved_by_older_tuner()
     assert pickle.loads(old_pickle) is search.EpochOptunaSearch
     assert pickle.loads(b"ctuner.trainable\ntrain_trial\n.") is trainable.train_trial
+
+
+def test_a_finished_search_grows_with_more_samples_and_keeps_what_it_learnt(tmp_path, ray_with_faults):
+    """num_samples 3 -> 5: the same experiment and study, two trials more; the first three untouched."""
+    _set_faults(ray_with_faults)
+    search = {"sampler": "tpe", "num_samples": 3, "max_concurrent": 2}
+    params = {"lr": {"type": "float", "low": 1e-3, "high": 0.1, "log": True}}
+    first = run_experiment(_spec(tmp_path, params=params, search=search))
+    before = first.experiment.trials.set_index("trial_id")[["param_lr", "val/recall@10"]]
+    with pytest.raises(SpecError, match="can grow, not shrink"):
+        run_experiment(_spec(tmp_path, params=params, search={**search, "num_samples": 2}))
+    grown = run_experiment(_spec(tmp_path, params=params, search={**search, "num_samples": 5}))
+    assert grown.exit_code == 0 and grown.counts["finished"] == 5 and len(grown.trials) == 5
+    after = grown.experiment.trials.set_index("trial_id")[["param_lr", "val/recall@10"]]
+    assert after.loc[before.index].equals(before)  # the first trials are as they were
+    study = optuna_from_db(grown.experiment_dir)
+    assert [t.user_attrs["trial_id"] for t in study.trials[:3]] == list(
+        first.experiment.trials.sort_values(["trial_started", "trial_id"])["trial_id"])
+    assert len(study.trials) == 5
+    assert len(optuna_trials(grown.experiment_dir)) == 5  # the live searcher was told the first three
+    assert "trials: 5 of 5" in run_summary_text(grown)
+
+
+def test_a_warm_started_search_runs_the_given_configurations_first(tmp_path, ray_with_faults):
+    _set_faults(ray_with_faults)
+    params = {"lr": {"type": "float", "low": 1e-3, "high": 0.1, "log": True}}
+    source = run_experiment(_spec(tmp_path, name="source", params=params,
+                                  search={"sampler": "random", "num_samples": 3, "max_concurrent": 2}))
+    best_lr = source.experiment.best_trial()["param_lr"]
+    warm = run_experiment(_spec(tmp_path, name="warm", params=params, search={
+        "sampler": "tpe", "num_samples": 2, "max_concurrent": 1, "warm_start": {"experiment": "source", "trials": 1}}))
+    first = warm.experiment.trials.sort_values("trial_started").iloc[0]
+    assert first["param_lr"] == pytest.approx(best_lr)

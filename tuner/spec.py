@@ -88,11 +88,20 @@ class ParamSpec(_Frozen):
         return [round(low + i * self.step, 12) for i in range(count)]
 
 
+class WarmStartSpec(_Frozen):
+    """Start the search with the best finished configurations of another experiment (under the same storage, or a
+    folder): they are the first trials this one runs (Optuna's enqueue_trial)."""
+
+    experiment: str
+    trials: int = Field(5, ge=1)
+
+
 class SearchSpec(_Frozen):
     sampler: Literal["tpe", "random", "cmaes", "gp", "grid"] = "tpe"
     num_samples: int = Field(20, ge=1)
     max_concurrent: int | Literal["auto"] = "auto"  # auto: what the machine or cluster runs at once
     seed: int = 0
+    warm_start: WarmStartSpec | None = None
 
     @field_validator("max_concurrent", mode="before")
     @classmethod

@@ -65,8 +65,10 @@ class ProgressLines(tune.Callback):
     """Tune callback printing Tally's lines. Its state starts afresh with every run, resumes included (Tune
     restores callbacks from the experiment's saved state and calls `setup` again)."""
 
-    def __init__(self, metric: str, mode: str, expected: int, epochs: int, out: TextIO | None = None):
+    def __init__(self, metric: str, mode: str, expected: int, epochs: int, out: TextIO | None = None, earlier: int = 0):
+        """`earlier`: trials the experiment ran in runs before this Tune run (it is being extended)."""
         self.metric, self.mode, self.expected, self.epochs, self.out = metric, mode, expected, epochs, out
+        self.earlier = earlier
         self.tally: Tally | None = None
 
     def setup(self, stop=None, num_samples=None, total_num_samples=None, **info) -> None:
@@ -75,7 +77,7 @@ class ProgressLines(tune.Callback):
     def on_step_begin(self, iteration, trials, **info) -> None:
         if self.tally is None:  # the run's first step: the trials that have ended already are a resume's
             ended = sum(1 for trial in trials if trial.status in ("TERMINATED", "ERROR"))
-            self.tally = Tally(self.metric, self.mode, self.expected, ended_before=ended)
+            self.tally = Tally(self.metric, self.mode, self.expected, ended_before=self.earlier + ended)
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         if self.tally is not None:

@@ -80,15 +80,28 @@ def run_experiment(
     directory = make_experiment_dir(spec.storage, spec.name)
     if spec.base is not None:
         spec = with_base(spec, make_experiment_dir(spec.storage, spec.base))
+    warm_start = _warm_start(spec)  # read before anything starts: a wrong name is a one-line error at once
     existing = storage.is_dir(directory) and not fresh
+    extending = None  # the spec a finished experiment ran, when this run adds trials to it
     if existing:
-        changed = spec_differences(load_saved_spec(directory), spec)
-        if changed:
+        saved = load_saved_spec(directory)
+        changed = spec_differences(saved, spec)
+        if changed == ["search.num_samples"] and spec.trial_count() > saved.trial_count():
+            extending = saved
+        elif changed:
             raise SpecError(
                 f"{directory}: experiment {spec.name} was started with another spec (changed: {', '.join(changed)}); "
                 "run with --fresh to start over, or --name to start a new experiment"
+                + (" (a search can grow, not shrink)" if changed == ["search.num_samples"] else "")
             )
     with ExperimentLock(spec.storage, spec.name):
+        if extending is not None:
+            if not _every_trial_ended(extending, directory):
+                raise SpecError(
+                    f"{directory}: experiment {spec.name} has unfinished trials; finish them first (run it with "
+                    f"search.num_samples={extending.search.num_samples}), then run it with more"
+                )
+            return _run(spec, directory, existing, data_dir, resume_errored, restart_errored, extending, warm_start)
         if existing and not (resume_errored or restart_errored) and _every_trial_ended(spec, directory):
             print(f"{directory}: all {spec.trial_count()} trials have ended; nothing to run", flush=True)
             return settle(spec, directory, {}, spec.trial_count())  # a rerun changes nothing, provenance included
@@ -99,7 +112,7 @@ def run_experiment(
                 "next trials there; move it back to resume it (tuner report, best and records read it anywhere), "
                 "or run with --fresh"
             )
-        return _run(spec, directory, existing, data_dir, resume_errored, restart_errored)
+        return _run(spec, directory, existing, data_dir, resume_errored, restart_errored, warm_start=warm_start)
 
 
 def with_base(spec: ExperimentSpec, directory: str) -> ExperimentSpec:
@@ -126,7 +139,8 @@ def _every_trial_ended(spec: ExperimentSpec, directory: str) -> bool:
 
 
 def _run(
-    spec: ExperimentSpec, directory: str, existing: bool, data_dir: str | None, resume_errored: bool, restart_errored: bool
+    spec: ExperimentSpec, directory: str, existing: bool, data_dir: str | None, resume_errored: bool,
+    restart_errored: bool, extending: ExperimentSpec | None = None, warm_start: list[dict] | None = None,
 ) -> RunSummary:
     timeline.mark("driver_ready")
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare") as helper:
@@ -138,13 +152,13 @@ def _run(
         search, data = prepared.result()
     print(data.summary(), flush=True)
     try:
-        restore = existing and search.can_restore(directory)
-        if existing and not restore and _has_records(directory):
+        restore = existing and extending is None and search.can_restore(directory)
+        if existing and not restore and extending is None and _has_records(directory):
             raise SpecError(
                 f"{directory}: the experiment has records but Ray never saved its state (the first run stopped within "
                 "seconds of starting), so it cannot be resumed; run with --fresh to start over"
             )
-        if not restore and storage.is_dir(directory):
+        if not restore and extending is None and storage.is_dir(directory):
             storage.remove_tree(directory)  # --fresh, or it never got as far as a restorable state
         cluster = ray_session.cluster()
         plan = resources.plan(spec, resources.GraphSize(data.num_users, data.num_items, data.train.shape[1]), cluster)
@@ -154,8 +168,11 @@ def _run(
         if restore:
             tuner = search.restored_tuner(spec, data, directory, plan, resume_errored, restart_errored)
         else:
+            from tuner.experiment.read import Experiment
+
+            earlier = Experiment(directory, extending).trials if extending is not None else None
             save_spec(directory, spec)
-            tuner = search.new_tuner(spec, data, parent(directory), directory, plan)
+            tuner = search.new_tuner(spec, data, parent(directory), directory, plan, earlier, warm_start)
         provenance.record(directory, {"cpu": plan.cpu, "gpu": plan.gpu})
         pending_baselines = search.start_baselines(spec, data, directory)
         timeline.mark("fit_start")
@@ -171,6 +188,22 @@ def _run(
         ray_session.wait_stopped()  # whoever calls next (another run, ray.init, ray.shutdown) finds Ray stopped
     timeline.mark("settled")
     return summary
+
+
+def _warm_start(spec: ExperimentSpec) -> list[dict]:
+    """search.warm_start: the best finished configurations of the other experiment, its searched names only."""
+    if spec.search.warm_start is None:
+        return []
+    from tuner.experiment.layout import resolve
+    from tuner.experiment.read import Experiment
+    from tuner.vocabulary import decode_param, param_column
+
+    source = Experiment.open(resolve(spec.search.warm_start.experiment, spec.storage))
+    finished = source.finished_trials().head(spec.search.warm_start.trials)
+    if finished.empty:
+        raise SpecError(f"search.warm_start.experiment: {source.directory} has no finished trial to start from")
+    names = [name for name in spec.searched() if param_column(name) in finished]
+    return [{name: decode_param(name, row[param_column(name)]) for name in names} for _, row in finished.iterrows()]
 
 
 def _set_aside(directory: str, trial_ids: list[str]) -> None:

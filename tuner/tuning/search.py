@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import pickle
 import posixpath
 import sys
 import warnings
+from typing import TYPE_CHECKING
 
 import optuna
 import pyarrow.fs as pafs
@@ -26,7 +28,10 @@ from tuner.spec import ExperimentSpec
 from tuner.tuning.progress import ProgressLines
 from tuner.tuning.resources import Plan
 from tuner.tuning.trainable import train_trial
-from tuner.vocabulary import StopReason
+from tuner.vocabulary import PRODUCED_METRICS, StopReason, decode_param, param_column
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class EpochOptunaSearch(OptunaSearch):
@@ -142,10 +147,20 @@ def _start_trials_together(plan: Plan) -> None:
     os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(plan.max_concurrent))
 
 
-def new_tuner(spec: ExperimentSpec, data: SplitData, storage: str, experiment_dir: str, plan: Plan) -> tune.Tuner:
+def new_tuner(
+    spec: ExperimentSpec, data: SplitData, storage: str, experiment_dir: str, plan: Plan,
+    earlier: pd.DataFrame | None = None, warm_start: list[dict] | None = None,
+) -> tune.Tuner:
+    """A new Tune run of the spec. `earlier`: the trial table of the trials this experiment ran before (it is being
+    extended): the searcher is told them and runs the rest. `warm_start`: configurations to run first."""
     space = {name: optuna_distribution(param) for name, param in spec.searched().items()}
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress lines say what matters
-    searcher = EpochOptunaSearch(space=space or None, metric=spec.metric, mode=spec.mode, sampler=optuna_sampler(spec))
+    searcher = EpochOptunaSearch(space=space or None, metric=spec.metric, mode=spec.mode, sampler=optuna_sampler(spec),
+                                 points_to_evaluate=warm_start or None)
+    done = 0
+    if earlier is not None and not earlier.empty:
+        done = len(earlier)
+        _tell_earlier_trials(searcher, spec, earlier)
     _start_trials_together(plan)
     _quiet_tune_console()
     return tune.Tuner(
@@ -155,22 +170,32 @@ def new_tuner(spec: ExperimentSpec, data: SplitData, storage: str, experiment_di
             mode=spec.mode,
             search_alg=searcher,
             scheduler=scheduler(spec),
-            num_samples=spec.trial_count(),
+            num_samples=spec.trial_count() - done,
             max_concurrent_trials=plan.max_concurrent,
             trial_dirname_creator=trial_dirname,
             reuse_actors=True,  # a new trial reuses a finished trial's worker: no fresh process importing torch
         ),
-        run_config=_run_config(spec, storage, experiment_dir),
+        run_config=_run_config(spec, storage, experiment_dir, earlier=done),
     )
 
 
-def _run_config(spec: ExperimentSpec, storage: str, experiment_dir: str) -> tune.RunConfig:
+def _tell_earlier_trials(searcher: EpochOptunaSearch, spec: ExperimentSpec, earlier: pd.DataFrame) -> None:
+    """What the searcher learnt in the experiment's earlier runs, told as the live search told it: a trial that
+    produced metrics with its best validation value (ASHA-stopped ones too, as OptunaSearch does), the others failed."""
+    for _, trial in earlier.sort_values(["trial_started", "trial_id"]).iterrows():
+        params = {name: decode_param(name, trial[param_column(name)]) for name in spec.searched()}
+        value = trial.get(spec.metric)
+        usable = trial["stop_reason"] in PRODUCED_METRICS and isinstance(value, float) and math.isfinite(value)
+        searcher.add_evaluated_point(params, float(value) if usable else 0.0, error=not usable)
+
+
+def _run_config(spec: ExperimentSpec, storage: str, experiment_dir: str, earlier: int = 0) -> tune.RunConfig:
     return tune.RunConfig(
         name=spec.name,
         storage_path=storage,
         callbacks=[
             RecordStopReasons(experiment_dir, spec.fixed.k),
-            ProgressLines(spec.metric, spec.mode, spec.trial_count(), spec.fixed.epochs),
+            ProgressLines(spec.metric, spec.mode, spec.trial_count(), spec.fixed.epochs, earlier=earlier),
         ],
         failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),
         # keep every checkpoint while trials run: with num_to_keep, a driver that dies between Ray deleting an old
