@@ -3,7 +3,15 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch_geometric.metrics import LinkPredHitRatio, LinkPredNDCG, LinkPredPrecision, LinkPredRecall
+from torch_geometric.metrics import (
+    LinkPredCoverage,
+    LinkPredHitRatio,
+    LinkPredMAP,
+    LinkPredMRR,
+    LinkPredNDCG,
+    LinkPredPrecision,
+    LinkPredRecall,
+)
 
 from tests.conftest import tiny_split
 from tuner.errors import DataError
@@ -15,8 +23,9 @@ def _reference(scores: np.ndarray, data: SplitData, split: str, k: int) -> dict[
     """Brute force, one user at a time."""
     truth = {"train": data.train, "val": data.val, "test": data.test}[split]
     masked = {"train": [], "val": [data.train], "test": [data.train, data.val]}[split]
-    totals = dict(precision=0.0, recall=0.0, ndcg=0.0, hit=0.0)
+    totals = dict(precision=0.0, recall=0.0, ndcg=0.0, hit=0.0, mrr=0.0, map=0.0)
     users = sorted(set(truth[0]))
+    recommended = set()
     for user in users:
         relevant = set(truth[1][truth[0] == user])
         hidden = {i for edges in masked for i in edges[1][edges[0] == user]}
@@ -28,7 +37,10 @@ def _reference(scores: np.ndarray, data: SplitData, split: str, k: int) -> dict[
         totals["recall"] += sum(hits) / len(relevant)
         totals["ndcg"] += dcg / idcg
         totals["hit"] += float(sum(hits) > 0)
-    return {m: v / len(users) for m, v in totals.items()}
+        totals["mrr"] += next((1 / (r + 1) for r, h in enumerate(hits) if h), 0.0)
+        totals["map"] += sum(sum(hits[: r + 1]) / (r + 1) for r, h in enumerate(hits) if h) / min(len(relevant), k)
+        recommended |= set(ranking)
+    return {**{m: v / len(users) for m, v in totals.items()}, "coverage": len(recommended) / data.num_items}
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -53,7 +65,8 @@ def test_metrics_match_pyg_link_prediction_metrics():
     top = torch.topk(users_emb @ items_emb.T, k, dim=1).indices
     label_index = torch.from_numpy(data.train)
     for name, metric in [("precision", LinkPredPrecision(k)), ("recall", LinkPredRecall(k)),
-                         ("ndcg", LinkPredNDCG(k)), ("hit", LinkPredHitRatio(k))]:
+                         ("ndcg", LinkPredNDCG(k)), ("hit", LinkPredHitRatio(k)), ("mrr", LinkPredMRR(k)),
+                         ("map", LinkPredMAP(k)), ("coverage", LinkPredCoverage(k, num_dst_nodes=30))]:
         metric.update(top, label_index)
         assert ours[f"train/{name}@{k}"] == pytest.approx(float(metric.compute()), abs=1e-6), name
 

@@ -9,7 +9,8 @@ import re
 from enum import Enum
 from typing import Any, Iterable, NamedTuple
 
-METRICS = ("precision", "recall", "ndcg", "hit")
+METRICS = ("precision", "recall", "ndcg", "hit", "mrr", "map")  # per user, then averaged over a split's users
+CATALOGUE_METRICS = ("coverage",)  # of the whole catalogue: the share of items in anyone's top K
 SPLITS = ("train", "val", "test")
 # the hyperparameters each model's constructor takes (tests/test_models.py keeps this true); the training ones
 # (lr, weight_decay, samples_per_user, ...) apply to every model
@@ -49,15 +50,16 @@ def users_key(split: str) -> str:
 def parse_metric_key(key: str) -> MetricKey:
     """"val/recall@20" -> MetricKey("val", "recall", 20); ValueError naming the expected form otherwise."""
     match = _METRIC_KEY.match(key)
-    if not match or match["split"] not in SPLITS or match["metric"] not in METRICS:
+    if not match or match["split"] not in SPLITS or match["metric"] not in METRICS + CATALOGUE_METRICS:
         raise ValueError(f"{key!r} is not a metric; expected <split>/<metric>@<k>, e.g. val/recall@20, with split "
-                         f"{'|'.join(SPLITS)} and metric {'|'.join(METRICS)}")
+                         f"{'|'.join(SPLITS)} and metric {'|'.join(METRICS + CATALOGUE_METRICS)}")
     return MetricKey(match["split"], match["metric"], int(match["k"]))
 
 
 def metric_columns(ks: Iterable[int]) -> list[str]:
     """Every metric key an evaluation at `ks` gives, then each split's user count (the records' column order)."""
-    return [metric_key(split, metric, k) for split in SPLITS for k in sorted(ks) for metric in METRICS] + [
+    names = METRICS + CATALOGUE_METRICS
+    return [metric_key(split, metric, k) for split in SPLITS for k in sorted(ks) for metric in names] + [
         users_key(split) for split in SPLITS
     ]
 

@@ -7,7 +7,17 @@ import shlex
 from typing import TYPE_CHECKING, Protocol
 
 from tuner.spec import ExperimentSpec
-from tuner.vocabulary import METRICS, RUNNING, SPLITS, StopReason, metric_key, param_column, parse_metric_key, users_key
+from tuner.vocabulary import (
+    CATALOGUE_METRICS,
+    METRICS,
+    RUNNING,
+    SPLITS,
+    StopReason,
+    metric_key,
+    param_column,
+    parse_metric_key,
+    users_key,
+)
 
 if TYPE_CHECKING:
     from tuner.train_command import TrainOutcome
@@ -44,11 +54,13 @@ def epoch_row(spec: ExperimentSpec, result: Epoch) -> str:
 
 
 def metrics_table(metrics: dict[str, float], ks: tuple[int, ...], splits=SPLITS) -> str:
-    columns = [(m, k) for k in ks for m in METRICS]
-    lines = [f"{'':<8}" + "".join(f"{f'{m}@{k}':>13}" for m, k in columns) + f"{'users':>8}"]
+    """One row per split and K, one column per metric (coverage where the metrics have it: older records lack it)."""
+    names = [m for m in (*METRICS, *CATALOGUE_METRICS) if metric_key(splits[0], m, ks[0]) in metrics]
+    lines = [f"{'':<10}" + "".join(f"{m:>11}" for m in names) + f"{'users':>8}"]
     for split in splits:
-        values = "".join(f"{metrics[metric_key(split, m, k)]:>13.4f}" for m, k in columns)
-        lines.append(f"{split:<8}{values}{int(metrics[users_key(split)]):>8}")
+        for k in ks:
+            values = "".join(f"{metrics[metric_key(split, m, k)]:>11.4f}" for m in names)
+            lines.append(f"{f'{split}@{k}':<10}{values}{int(metrics[users_key(split)]):>8}")
     return "\n".join(lines)
 
 
@@ -76,7 +88,8 @@ def run_summary_text(summary: RunSummary) -> str:
     if not finished.empty:
         best = finished.iloc[0]
         k = spec.fixed.k[-1]
-        test = "  ".join(f"{m}@{k} {best[metric_key('test', m, k)]:.4f}" for m in METRICS)
+        test = "  ".join(f"{m}@{k} {best[metric_key('test', m, k)]:.4f}" for m in METRICS
+                         if isinstance(best.get(metric_key("test", m, k)), float))
         params = ", ".join(f"{name}={_plain(best[param_column(name)])}" for name in spec.searched()) or "(fixed)"
         lines += [
             f"best trial {best['trial_id']}: {spec.metric} {best[spec.metric]:.4f} at epoch {int(best['best_epoch'])} "

@@ -1,4 +1,7 @@
-"""Full-ranking top-K metrics: precision, recall, NDCG and hit rate for every K, on train/val/test.
+"""Full-ranking top-K metrics on train/val/test for every K: per user precision, recall, NDCG, hit rate, MRR
+(1 / the rank of the first relevant item in the top K) and MAP (average precision: the precision at each relevant
+item's rank, summed, over min(K, the user's relevant items)); of the catalogue, coverage (the share of all items
+that are in some evaluated user's top K).
 
 Every user is scored against every item. Ground truth and masking per split:
   train: ground truth = train items, nothing masked;
@@ -18,7 +21,7 @@ from torch import Tensor
 
 from tuner.errors import DataError
 from tuner.recsys.data import SplitData
-from tuner.vocabulary import METRICS, SPLITS, users_key
+from tuner.vocabulary import METRICS, SPLITS, metric_key, users_key
 
 ScoreFn = Callable[[Tensor], Tensor]  # user ids (B,) -> scores (B, num_items)
 
@@ -80,33 +83,44 @@ class Evaluator:
         Given a dict `per_user`, also stores each split's (users, values) from evaluate_per_user in it."""
         results: dict[str, float] = {}
         for split in splits:
-            users, values = self.evaluate_per_user(score_fn, split)
+            users, values, coverage = self._evaluate_split(score_fn, split)
             if per_user is not None:
                 per_user[split] = (users, values)
             for name, column in values.items():
                 results[f"{split}/{name}"] = float(column.mean()) if len(users) else 0.0
+            for k, share in coverage.items():
+                results[metric_key(split, "coverage", k)] = share
             results[users_key(split)] = float(len(users))
         return results
 
-    @torch.no_grad()
     def evaluate_per_user(self, score_fn: ScoreFn, split: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The users with ground truth in `split` and each one's metrics: {"recall@20": array, ...}."""
+        users, columns, _ = self._evaluate_split(score_fn, split)
+        return users, columns
+
+    @torch.no_grad()
+    def _evaluate_split(self, score_fn: ScoreFn, split: str):
+        """Per-user metrics of the split's users, and the catalogue coverage of their top K for every K."""
         truth, mask = self.plan[split]
         users = torch.nonzero(truth.degree() > 0).flatten()
-        batches = [
-            self._batch_values(score_fn(batch), batch, truth, mask)
-            for batch in torch.split(users, self.batch_size)
-        ]
+        recommended = torch.zeros(len(self.ks), self.num_items, dtype=torch.bool, device=self.device)
+        batches = []
+        for batch in torch.split(users, self.batch_size):
+            values, top = self._batch_values(score_fn(batch), batch, truth, mask)
+            batches.append(values)
+            for j, k in enumerate(self.ks):
+                recommended[j, top[:, :k].flatten()] = True
         values = torch.cat(batches, dim=0) if batches else torch.zeros(0, len(METRICS), len(self.ks), dtype=torch.float64)
         columns = {
             f"{metric}@{k}": values[:, m, j].cpu().numpy()
             for j, k in enumerate(self.ks)
             for m, metric in enumerate(METRICS)
         }
-        return users.cpu().numpy(), columns
+        coverage = {k: float(recommended[j].sum()) / self.num_items for j, k in enumerate(self.ks)}
+        return users.cpu().numpy(), columns, coverage
 
-    def _batch_values(self, scores: Tensor, users: Tensor, truth: _CSR, mask: _CSR | None) -> Tensor:
-        """(batch, metric, K) values for each user of the batch."""
+    def _batch_values(self, scores: Tensor, users: Tensor, truth: _CSR, mask: _CSR | None) -> tuple[Tensor, Tensor]:
+        """(batch, metric, K) values for each user of the batch, and the batch's top items."""
         scores = scores.float().clone()
         if mask is not None:
             row, item = mask.rows(users)
@@ -119,12 +133,18 @@ class Evaluator:
         n_true = truth.degree()[users].double()
         cum_hits = torch.cumsum(hits, 1)
         cum_dcg = torch.cumsum(hits * self.discount, 1)
+        rank = torch.arange(1, self.ks[-1] + 1, dtype=torch.float64, device=scores.device)
+        reciprocal = hits / rank  # 1/rank at each relevant position
+        precision_at_hits = torch.cumsum(hits, 1) / rank * hits  # precision@i at each relevant position i
         out = []
         for k in self.ks:
             h = cum_hits[:, k - 1]
             ideal = self.ideal_dcg[torch.clamp(n_true, max=k).long() - 1]
-            out.append(torch.stack([h / k, h / n_true, cum_dcg[:, k - 1] / ideal, (h > 0).double()], dim=1))
-        return torch.stack(out, dim=2)
+            mrr = reciprocal[:, :k].max(dim=1).values  # the first relevant item has the largest 1/rank
+            average_precision = precision_at_hits[:, :k].sum(1) / torch.clamp(n_true, max=k)
+            out.append(torch.stack([h / k, h / n_true, cum_dcg[:, k - 1] / ideal, (h > 0).double(), mrr,
+                                    average_precision], dim=1))
+        return torch.stack(out, dim=2), top
 
 
 def embedding_scores(users_emb: Tensor, items_emb: Tensor) -> ScoreFn:
