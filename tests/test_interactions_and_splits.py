@@ -135,3 +135,30 @@ def test_cold_start_users_and_items_are_counted_and_reported():
     data = SplitData("tiny", 3, 4, train, val, test, split_hash="h")
     assert data.cold_start() == (1, 2)
     assert "cold start: 1 users and 2 items have held-out edges but no training edge" in data.summary()
+
+
+def test_k_core_drops_users_and_items_until_every_one_left_has_enough_edges():
+    from tuner.recsys.data.interactions import ImplicitGraph, k_core
+
+    # user 2 has one edge (item 3): dropping it leaves item 3 with one edge (user 1), so item 3 goes next,
+    # and then user 1 is down to one edge and goes too
+    edges = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 3), (2, 3), (3, 0), (3, 1), (3, 2), (4, 1), (4, 2)]
+    users, items = (np.array(column) for column in zip(*edges))
+    graph = ImplicitGraph(5, 4, users, items, None, None, {"edges": len(edges)})
+    core = k_core(graph, min_user=2, min_item=2, dataset="toy")
+    assert (core.num_users, core.num_items) == (3, 3)  # users 0, 3, 4; items 0, 1, 2
+    assert np.bincount(core.users).min() >= 2 and np.bincount(core.items).min() >= 2
+    assert (core.counts["k_core_users_dropped"], core.counts["k_core_items_dropped"]) == (2, 1)
+    assert core.counts["k_core_edges_dropped"] == 3 and core.counts["edges"] == 8
+    with pytest.raises(DataError, match="no edge of toy is left after the 9-user / 2-item core"):
+        k_core(graph, min_user=9, min_item=2, dataset="toy")
+
+
+def test_k_core_filtering_comes_before_the_split_and_is_in_the_counts():
+    spec = DatasetSpec(name="synthetic", synthetic={"num_users": 60, "num_items": 80, "interactions_per_user": 5},
+                       min_item_interactions=5)
+    data = prepare(spec)
+    assert np.bincount(np.concatenate([data.train[1], data.val[1], data.test[1]])).min() >= 5
+    assert data.counts["k_core_items_dropped"] > 0 and data.num_items == data.counts["items"]
+    assert "the k-core dropped" in data.summary()
+    assert data.split_hash != prepare(DatasetSpec(name="synthetic", synthetic=spec.synthetic)).split_hash

@@ -42,6 +42,9 @@ class DatasetSpec(_Frozen):
     path: str | None = None  # a folder holding the raw files; required for lightgcn-format
     rating_threshold: float | None = None
     max_users: int | None = Field(None, ge=1)  # a seeded random subsample of users (seed: split.seed)
+    # the k-core: users and items with fewer edges are dropped, repeatedly, before the split (1: keep everyone)
+    min_user_interactions: int = Field(1, ge=1)
+    min_item_interactions: int = Field(1, ge=1)
     split: SplitSpec = SplitSpec()
     synthetic: SyntheticSpec | None = None
 

@@ -16,7 +16,7 @@ from tuner.errors import DataError
 from tuner.recsys.data import synthetic
 from tuner.recsys.data.config import DatasetSpec
 from tuner.recsys.data.download import dataset_folder, default_data_dir, ensure_files
-from tuner.recsys.data.interactions import subsample_users, to_implicit
+from tuner.recsys.data.interactions import k_core, subsample_users, to_implicit
 from tuner.recsys.data.sources import DATASETS
 from tuner.recsys.data.splits import TEST, TRAIN, VAL, assign
 
@@ -58,7 +58,10 @@ class SplitData:
             f"{self.dataset}: {self.num_users} users, {self.num_items} items, "
             f"{self.train.shape[1]} train / {self.val.shape[1]} val / {self.test.shape[1]} test edges "
             f"({c.get('duplicates_collapsed', 0)} duplicates collapsed, "
-            f"{c.get('rows_read', 0) - c.get('edges_after_threshold', 0)} below the rating threshold){cold}; "
+            f"{c.get('rows_read', 0) - c.get('edges_after_threshold', 0)} below the rating threshold"
+            + (f"; the k-core dropped {c['k_core_users_dropped']} users, {c['k_core_items_dropped']} items and "
+               f"{c['k_core_edges_dropped']} edges" if "k_core_users_dropped" in c else "")
+            + f"){cold}; "
             f"split {self.split_hash}"
         )
 
@@ -90,6 +93,8 @@ def prepare(spec: DatasetSpec, data_dir: str | Path | None = None, cache_dir: st
     if spec.split.kind == "given" and not source.has_given_split:
         raise DataError(f"dataset.split.kind: {spec.name} has no given test set; use random, per_user or temporal")
     graph = to_implicit(interactions, spec.rating_threshold, spec.name)
+    if spec.min_user_interactions > 1 or spec.min_item_interactions > 1:
+        graph = k_core(graph, spec.min_user_interactions, spec.min_item_interactions, spec.name)
     if spec.max_users is not None and spec.max_users < graph.num_users:
         graph = subsample_users(graph, spec.max_users, spec.split.seed)
     split = assign(graph, spec.split, spec.name)
@@ -135,6 +140,8 @@ def _hash(spec: DatasetSpec, fingerprint: dict) -> str:
         "files": fingerprint,
         "rating_threshold": spec.rating_threshold,
         "max_users": spec.max_users,
+        **({"k_core": [spec.min_user_interactions, spec.min_item_interactions]}
+           if spec.min_user_interactions > 1 or spec.min_item_interactions > 1 else {}),
         "split": spec.split.model_dump(),
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]

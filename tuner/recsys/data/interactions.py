@@ -95,6 +95,37 @@ def to_implicit(interactions: Interactions, rating_threshold: float | None, data
     )
 
 
+def k_core(graph: ImplicitGraph, min_user: int, min_item: int, dataset: str) -> ImplicitGraph:
+    """Drop users with fewer than `min_user` edges and items with fewer than `min_item`, again and again until every
+    user and item left has enough (the k-core); ids are remapped. The counts say how many of each were dropped."""
+    keep = np.ones(len(graph.users), dtype=bool)
+    while True:
+        user_degree = np.bincount(graph.users[keep], minlength=graph.num_users)
+        item_degree = np.bincount(graph.items[keep], minlength=graph.num_items)
+        still = keep & (user_degree[graph.users] >= min_user) & (item_degree[graph.items] >= min_item)
+        if still.sum() == keep.sum():
+            break
+        keep = still
+    if not keep.any():
+        raise DataError(f"dataset.min_user_interactions / min_item_interactions: no edge of {dataset} is left after "
+                        f"the {min_user}-user / {min_item}-item core; lower them")
+    user_ids, users = np.unique(graph.users[keep], return_inverse=True)
+    item_ids, items = np.unique(graph.items[keep], return_inverse=True)
+    counts = {**graph.counts, "edges": int(keep.sum()), "users": int(len(user_ids)), "items": int(len(item_ids)),
+              "k_core_users_dropped": graph.num_users - len(user_ids),
+              "k_core_items_dropped": graph.num_items - len(item_ids),
+              "k_core_edges_dropped": int(len(keep) - keep.sum())}
+    return ImplicitGraph(
+        num_users=len(user_ids),
+        num_items=len(item_ids),
+        users=users.astype(np.int64),
+        items=items.astype(np.int64),
+        timestamps=None if graph.timestamps is None else graph.timestamps[keep],
+        given_test=None if graph.given_test is None else graph.given_test[keep],
+        counts=counts,
+    )
+
+
 def subsample_users(graph: ImplicitGraph, max_users: int, seed: int) -> ImplicitGraph:
     """Keep `max_users` users drawn at random (seeded) with all their edges; ids are remapped again, so items
     that only the dropped users had disappear."""
