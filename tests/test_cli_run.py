@@ -172,3 +172,19 @@ def test_the_summary_prints_null_and_whole_epochs():
     text = run_summary_text(_summary(spec, pd.DataFrame([best])))
     assert "at epoch 3 of 3 (2.5 s)" in text and "config: samples_per_user=null" in text
     assert "time: 2 s of trials (2 CPU s, 0 GPU s)" in text  # one CPU per trial, the default
+
+
+def test_optuna_dashboard_opens_the_exported_study(experiment):
+    from wsgiref.util import setup_testing_defaults
+
+    from optuna_dashboard import wsgi
+
+    folder, _ = experiment
+    app = wsgi(f"sqlite:///{folder / 'out' / 'e2e' / 'optuna.db'}")
+    environ: dict = {"PATH_INFO": "/api/studies", "REQUEST_METHOD": "GET"}
+    setup_testing_defaults(environ)
+    status = []
+    body = b"".join(app(environ, lambda s, headers, exc_info=None: status.append(s)))
+    assert status[0].startswith("200")
+    studies = json.loads(body)["study_summaries"]
+    assert [s["study_name"] for s in studies] == ["e2e"] and studies[0]["directions"] == ["maximize"]

@@ -410,3 +410,16 @@ def test_a_warm_started_search_runs_the_given_configurations_first(tmp_path, ray
         "sampler": "tpe", "num_samples": 2, "max_concurrent": 1, "warm_start": {"experiment": "source", "trials": 1}}))
     first = warm.experiment.trials.sort_values("trial_started").iloc[0]
     assert first["param_lr"] == pytest.approx(best_lr)
+
+
+def test_mlflow_logs_every_trial_and_tensorboard_files_are_in_the_experiment_folder(tmp_path, ray_with_faults):
+    import mlflow
+
+    _set_faults(ray_with_faults)
+    summary = run_experiment(_spec(tmp_path, logging={"mlflow": True}))
+    mlflow.set_tracking_uri(f"sqlite:///{summary.experiment_dir}/mlflow.db")
+    runs = mlflow.search_runs(experiment_names=["tiny"])
+    assert len(runs) == 2 and sorted(runs["params.lr"].astype(float)) == [0.01, 0.02]
+    assert runs["metrics.val/recall_at_10"].notna().all()  # MLflow allows no '@' in names
+    for trial_id in summary.trials["trial_id"]:  # `tensorboard --logdir <experiment>` finds every trial
+        assert list((Path(summary.experiment_dir) / trial_id).glob("events.out.tfevents.*"))

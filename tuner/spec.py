@@ -132,6 +132,13 @@ class FailureSpec(_Frozen):
     checkpoint_every: int = Field(5, ge=1)  # epochs between checkpoints (the last epoch is always saved)
 
 
+class LoggingSpec(_Frozen):
+    """Where else every trial is logged. `mlflow: true` logs to <experiment>/mlflow.db (`pip install
+    tuner[mlflow]`); a string is an MLflow tracking URI (http://..., sqlite:///..., databricks)."""
+
+    mlflow: bool | str = False
+
+
 class ExperimentSpec(_Frozen):
     name: str
     model: str
@@ -144,6 +151,7 @@ class ExperimentSpec(_Frozen):
     scheduler: SchedulerSpec = SchedulerSpec()
     resources: Literal["auto"] | ResourcesSpec = "auto"
     failure: FailureSpec = FailureSpec()
+    logging: LoggingSpec = LoggingSpec()
     storage: str = "runs"
     # ablations
     seeds: list[int] | None = None  # repeat every grid point with each seed (grid sampler only)

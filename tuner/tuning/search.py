@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import math
 import os
 import pickle
@@ -15,6 +16,7 @@ import optuna
 import pyarrow.fs as pafs
 import ray
 from ray import tune
+from ray.air.integrations.mlflow import MLflowLoggerCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search.optuna import OptunaSearch
 
@@ -196,6 +198,7 @@ def _run_config(spec: ExperimentSpec, storage: str, experiment_dir: str, earlier
         callbacks=[
             RecordStopReasons(experiment_dir, spec.fixed.k),
             ProgressLines(spec.metric, spec.mode, spec.trial_count(), spec.fixed.epochs, earlier=earlier),
+            *_mlflow(spec, experiment_dir),
         ],
         failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),
         # keep every checkpoint while trials run: with num_to_keep, a driver that dies between Ray deleting an old
@@ -204,6 +207,38 @@ def _run_config(spec: ExperimentSpec, storage: str, experiment_dir: str, earlier
         checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
         verbose=0,  # ProgressLines prints one line per ended trial instead of Tune's tables
     )
+
+
+class MetricNamesForMLflow(MLflowLoggerCallback):
+    """Ray's MLflow callback (one MLflow run per trial); MLflow refuses '@' in metric names, so val/recall@20 is
+    logged as val/recall_at_20."""
+
+    def log_trial_result(self, iteration, trial, result):
+        super().log_trial_result(iteration, trial, {k.replace("@", "_at_"): v for k, v in result.items()})
+
+
+def mlflow_tracking_uri(spec: ExperimentSpec, experiment_dir: str) -> str | None:
+    """logging.mlflow: the tracking URI to log to (true: an SQLite store in the experiment folder), or None."""
+    if spec.logging.mlflow is False:
+        return None
+    if isinstance(spec.logging.mlflow, str):
+        return spec.logging.mlflow
+    if storage.is_uri(experiment_dir):
+        raise SpecError(f"logging.mlflow: {experiment_dir} is not a local folder, so it cannot hold mlflow.db; "
+                        "give a tracking URI (http://..., sqlite:///...) instead of true")
+    return f"sqlite:///{os.path.join(experiment_dir, 'mlflow.db')}"
+
+
+def _mlflow(spec: ExperimentSpec, experiment_dir: str) -> list[tune.Callback]:
+    """One MLflow run per trial (its configuration and every reported metric) in the MLflow experiment named after
+    this one."""
+    uri = mlflow_tracking_uri(spec, experiment_dir)
+    if uri is None:
+        return []
+    if importlib.util.find_spec("mlflow") is None:
+        raise SpecError("logging.mlflow: MLflow is not installed; pip install 'tuner[mlflow]'")
+    return [MetricNamesForMLflow(tracking_uri=uri, experiment_name=spec.name, save_artifact=False,
+                                 tags={"tuner.model": spec.model, "tuner.dataset": spec.dataset.name})]
 
 
 def can_restore(experiment_dir: str) -> bool:
