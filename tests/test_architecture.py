@@ -112,3 +112,13 @@ def test_a_tuning_report_loads_neither_ray_nor_torch(tmp_path):
     loaded = _loaded_after(f"from tuner.cli import app\napp(['report', {str(directory)!r}], standalone_mode=False)")
     assert {"tuner", "optuna", "matplotlib"} <= loaded and not loaded & {"torch", "ray"}
     assert (directory / "report" / "report.md").is_file()
+
+
+def test_the_public_api_is_importable_from_the_package_and_imports_nothing_heavy_until_used():
+    loaded = _loaded_after("import tuner")
+    assert not loaded & {"torch", "ray", "pandas"}
+    import tuner
+
+    assert {name: getattr(tuner, name).__name__ for name in tuner.__all__} == {
+        "Experiment": "Experiment", "ExperimentSpec": "ExperimentSpec", "load_spec": "load_spec",
+        "run_experiment": "run_experiment", "train": "train", "write_report": "write_report"}
