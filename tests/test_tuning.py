@@ -326,17 +326,28 @@ def test_driver_killed_then_rerun_resumes(tmp_path):
     assert len(optuna_states(str(experiment_dir))) == 4
 
 
-@pytest.mark.filterwarnings("ignore:.*not a readable parquet file")  # polled while trials are being compacted
-def test_sigterm_and_ctrl_c_save_the_run_and_the_same_command_resumes(tmp_path):
-    spec, spec_file, experiment_dir = _cli_spec(
-        tmp_path, "random", 8, scheduler={"kind": "asha", "grace_period": 1, "reduction_factor": 2}
-    )
+def test_ctrl_c_exits_130_and_the_rerun_finishes(tmp_path):
+    spec, spec_file, experiment_dir = _cli_spec(tmp_path, "random", 3)
     driver = _tuner_cli("run", spec_file)
     _wait_for_epochs(driver, experiment_dir, at_least=1)
     second = subprocess.run([sys.executable, "-m", "tuner", "run", str(spec_file)], capture_output=True, text=True)
     assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
     assert f"experiment tiny is being run by pid {driver.pid}" in second.stderr  # one run at a time
+    _wait_for_epochs(driver, experiment_dir, at_least=4)
+    assert driver.poll() is None
+    driver.send_signal(signal.SIGINT)
+    output, _ = driver.communicate(timeout=300)
+    assert driver.returncode == 130, output[-3000:]
+    assert "interrupted: run the same command again to resume" in output
+    _finished_run(spec, spec_file, experiment_dir, expected_trials=3)
 
+
+@pytest.mark.filterwarnings("ignore:.*not a readable parquet file")  # polled while trials are being compacted
+def test_sigterm_saves_the_run_exits_143_and_the_rerun_resumes(tmp_path):
+    spec, spec_file, experiment_dir = _cli_spec(
+        tmp_path, "random", 8, scheduler={"kind": "asha", "grace_period": 1, "reduction_factor": 2}
+    )
+    driver = _tuner_cli("run", spec_file)
     # a trial that ASHA stops says so in the records at once, not only when the run settles
     stopped: set = set()
     deadline = time.time() + 240
@@ -352,14 +363,6 @@ def test_sigterm_and_ctrl_c_save_the_run_and_the_same_command_resumes(tmp_path):
     assert "Traceback" not in output and "SIGTERM received" not in output  # no stack dump, Python's or Ray's
     interrupted = records_module.load(str(experiment_dir))
     assert stopped <= set(interrupted.loc[interrupted["stop_reason"] == "early_stopped", "trial_id"])
-
-    rerun = _tuner_cli("run", spec_file)  # resumes; Ctrl-C stops it the same way
-    _wait_for_epochs(rerun, experiment_dir, at_least=len(interrupted) + 2)
-    assert rerun.poll() is None
-    rerun.send_signal(signal.SIGINT)
-    output, _ = rerun.communicate(timeout=300)
-    assert rerun.returncode == 130, output[-3000:]
-    assert "interrupted: run the same command again to resume" in output
 
     records = _finished_run(spec, spec_file, experiment_dir, expected_trials=8)
     for trial_id in stopped:  # left as they were
