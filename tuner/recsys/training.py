@@ -87,6 +87,10 @@ class Trainer:
         evaluator: Evaluator | None = None,  # Evaluator(data, hp.k, device, hp.eval_batch_size), when built already
         callbacks: tuple[Callback, ...] = (),
     ):
+        # Weight decay shrinks unused embeddings towards zero; once they are subnormal floats, CPU arithmetic on them
+        # is 10-100x slower (an ML-100K ablation epoch went from 0.9 s to 44 s). Flushing them to zero changes no
+        # metric: they are below 1e-38.
+        torch.set_flush_denormal(True)
         self.device = torch.device(device)
         self.model = model.to(self.device)
         self.data = data
