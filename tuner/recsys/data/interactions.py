@@ -109,12 +109,23 @@ def k_core(graph: ImplicitGraph, min_user: int, min_item: int, dataset: str) -> 
     if not keep.any():
         raise DataError(f"dataset.min_user_interactions / min_item_interactions: no edge of {dataset} is left after "
                         f"the {min_user}-user / {min_item}-item core; lower them")
+    return _edges_kept(graph, keep, k_core_users_dropped=int((user_degree == 0).sum()),
+                       k_core_items_dropped=int((item_degree == 0).sum()),
+                       k_core_edges_dropped=int(len(keep) - keep.sum()))
+
+
+def subsample_users(graph: ImplicitGraph, max_users: int, seed: int) -> ImplicitGraph:
+    """Keep `max_users` users drawn at random (seeded) with all their edges; ids are remapped again, so items
+    that only the dropped users had disappear."""
+    kept_users = np.random.default_rng(seed).choice(graph.num_users, size=max_users, replace=False)
+    return _edges_kept(graph, np.isin(graph.users, kept_users), users_before_subsample=graph.num_users)
+
+
+def _edges_kept(graph: ImplicitGraph, keep: np.ndarray, **counts) -> ImplicitGraph:
+    """The graph of the `keep` edges, users and items remapped to contiguous ids (every user and item of an
+    ImplicitGraph has an edge, so those without a kept edge disappear); `counts` are added to the graph's."""
     user_ids, users = np.unique(graph.users[keep], return_inverse=True)
     item_ids, items = np.unique(graph.items[keep], return_inverse=True)
-    counts = {**graph.counts, "edges": int(keep.sum()), "users": int(len(user_ids)), "items": int(len(item_ids)),
-              "k_core_users_dropped": graph.num_users - len(user_ids),
-              "k_core_items_dropped": graph.num_items - len(item_ids),
-              "k_core_edges_dropped": int(len(keep) - keep.sum())}
     return ImplicitGraph(
         num_users=len(user_ids),
         num_items=len(item_ids),
@@ -122,25 +133,6 @@ def k_core(graph: ImplicitGraph, min_user: int, min_item: int, dataset: str) -> 
         items=items.astype(np.int64),
         timestamps=None if graph.timestamps is None else graph.timestamps[keep],
         given_test=None if graph.given_test is None else graph.given_test[keep],
-        counts=counts,
-    )
-
-
-def subsample_users(graph: ImplicitGraph, max_users: int, seed: int) -> ImplicitGraph:
-    """Keep `max_users` users drawn at random (seeded) with all their edges; ids are remapped again, so items
-    that only the dropped users had disappear."""
-    kept_users = np.sort(np.random.default_rng(seed).choice(graph.num_users, size=max_users, replace=False))
-    keep = np.isin(graph.users, kept_users)
-    users = np.searchsorted(kept_users, graph.users[keep])
-    item_ids, items = np.unique(graph.items[keep], return_inverse=True)
-    counts = {**graph.counts, "edges": int(keep.sum()), "users": max_users, "items": int(len(item_ids)),
-              "users_before_subsample": graph.num_users}
-    return ImplicitGraph(
-        num_users=max_users,
-        num_items=len(item_ids),
-        users=users.astype(np.int64),
-        items=items.astype(np.int64),
-        timestamps=None if graph.timestamps is None else graph.timestamps[keep],
-        given_test=None if graph.given_test is None else graph.given_test[keep],
-        counts=counts,
+        counts={**graph.counts, "edges": int(keep.sum()), "users": int(len(user_ids)), "items": int(len(item_ids)),
+                **counts},
     )
