@@ -191,6 +191,27 @@ def test_an_unreachable_cluster_is_one_line_and_not_bad_input():
     assert result.returncode == 1 and result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
 
 
+def test_only_an_authentication_error_counts_as_bad_input(monkeypatch):
+    """Classified by the exception Ray raises, not by its text: port 54039 holds "403" and is still unreachable."""
+    import ray.job_submission
+    from ray.exceptions import AuthenticationError
+
+    from tuner.tuning import cluster
+
+    def refuse(error):
+        def construct(address):
+            raise error
+        return construct
+
+    address = "http://127.0.0.1:54039"
+    monkeypatch.setattr(ray.job_submission, "JobSubmissionClient", refuse(ConnectionError(f"Failed to connect to {address}")))
+    with pytest.raises(cluster.ClusterError):
+        cluster.client(address)
+    monkeypatch.setattr(ray.job_submission, "JobSubmissionClient", refuse(AuthenticationError("Authentication failed")))
+    with pytest.raises(SpecError, match="Authentication failed"):
+        cluster.client(address)
+
+
 def test_submit_takes_runs_options(tmp_path):
     from tuner.cli import _run_overrides
 

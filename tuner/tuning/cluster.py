@@ -71,16 +71,16 @@ def check_address(address: str, allow_insecure: bool = False) -> str:
 
 
 def client(address: str, allow_insecure: bool = False):
+    from ray.exceptions import AuthenticationError
     from ray.job_submission import JobSubmissionClient
 
     check_address(address, allow_insecure)
     try:
         return JobSubmissionClient(address)
-    except Exception as exc:  # connection refused, authentication, version mismatch: all one line
-        message = _one_line(exc)
-        if any(word in message.lower() for word in ("auth", "401", "403", "token")):
-            raise SpecError(f"{address}: {message}") from None  # the caller's credentials: bad input (exit 2)
-        raise ClusterError(f"{address}: {message}") from None  # unreachable or failing: try again later (exit 1)
+    except AuthenticationError as exc:  # the caller's credentials: bad input (exit 2)
+        raise SpecError(f"{address}: {_one_line(exc)}") from None
+    except Exception as exc:  # connection refused, version mismatch: unreachable or failing, try again later (exit 1)
+        raise ClusterError(f"{address}: {_one_line(exc)}") from None
 
 
 def stage_job(spec_path: Path, folder: Path) -> None:
