@@ -56,6 +56,35 @@ def test_symmetric_spmm_gradient_equals_dense_gradient():
     assert torch.allclose(x.grad, dense.T @ weight, atol=1e-6)
 
 
+@pytest.mark.parametrize("training", [False, True])
+def test_graph_attention_computes_pyg_gatconv(training):
+    """Same seed → same weights, same dropout masks, same outputs and gradients as GATConv(heads=3, concat=False);
+    the parameter names match too, so a checkpoint of either loads into the other."""
+    from torch_geometric.nn import GATConv
+
+    from tuner.recsys.models.attention import AttentionGraph, GraphAttention
+
+    edge_index = bipartite_edge_index(_train(), 7)  # node 15 has no edge: its only neighbour is itself
+    x = torch.randn(16, 4, dtype=torch.float64)
+    graph = AttentionGraph(edge_index, 16)
+    outputs = []
+    for make, run in [
+        (lambda: GATConv(4, 4, heads=3, concat=False, dropout=0.4), lambda layer, inputs: layer(inputs, edge_index)),
+        (lambda: GraphAttention(4, heads=3, dropout=0.4), lambda layer, inputs: layer(inputs, graph)),
+    ]:
+        torch.manual_seed(1)
+        layer = make().double().train(training)
+        inputs = x.clone().requires_grad_()
+        torch.manual_seed(2)
+        out = run(layer, inputs)
+        (out * torch.arange(out.numel(), dtype=out.dtype).view_as(out).cos()).sum().backward()
+        outputs.append((out, inputs.grad, {name: p.grad for name, p in layer.named_parameters()}, layer.state_dict()))
+    (pyg_out, pyg_dx, pyg_grads, pyg_state), (out, dx, grads, state) = outputs
+    assert state.keys() == pyg_state.keys() and all(torch.equal(state[k], pyg_state[k]) for k in state)
+    assert torch.allclose(out, pyg_out, atol=1e-12) and torch.allclose(dx, pyg_dx, atol=1e-12)
+    assert all(torch.allclose(grads[name], pyg_grads[name], atol=1e-12) for name in pyg_grads)
+
+
 def test_isolated_nodes_get_zero_rows():
     train = torch.tensor([[0], [0]])
     adjacency = normalized_adjacency(train, 2, 2).to_dense()
