@@ -135,3 +135,73 @@ def test_bad_paths_and_flags_are_one_line(tmp_path, arguments, expected):
     values = {"spec": _spec(tmp_path), "file": tmp_path / "a-file", "experiment": experiment}
     error = _one_line_error(tuner(*[a.format(**values) for a in arguments]))
     assert expected.format(**values) in error
+
+
+class _InterruptAtEpoch:
+    """Ctrl-C at the start of these epochs (what KeyboardInterrupt from SIGINT or SIGTERM does to the loop)."""
+
+    def __init__(self, *epochs):
+        self.epochs = epochs
+
+    def on_epoch_start(self, trainer, epoch):
+        if epoch in self.epochs:
+            raise KeyboardInterrupt
+
+    def on_batch_loss(self, trainer, epoch, loss):
+        return loss
+
+
+def _epochs_without_times(path):
+    return [{k: v for k, v in e.items() if not k.endswith("seconds")} for e in json.loads(path.read_text())["epochs"]]
+
+
+def test_an_interrupted_train_resumes_from_its_checkpoint_as_if_never_stopped(tmp_path, monkeypatch):
+    from tuner.recsys import training
+
+    spec = _spec(tmp_path)
+    common = ["--set", "epochs=4", "--set", "eval_every=1", "--set", "failure.checkpoint_every=2"]
+    assert tuner("train", spec, *common, "--output", tmp_path / "whole.json").returncode == 0
+
+    checkpoint = tmp_path / "run.ckpt"
+    monkeypatch.setattr(training, "PROCESS_CALLBACKS", [_InterruptAtEpoch(4)])
+    stopped = tuner("train", spec, *common, "--checkpoint", checkpoint)
+    assert stopped.returncode == 130 and f"continues from the last checkpoint in {checkpoint}" in stopped.stderr
+    monkeypatch.setattr(training, "PROCESS_CALLBACKS", [_InterruptAtEpoch(1, 2)])  # saved: they must not run again
+    resumed = tuner("train", spec, *common, "--checkpoint", checkpoint, "--output", tmp_path / "resumed.json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert [line.split()[0] for line in resumed.stdout.splitlines()[1:5]] == ["1", "2", "3", "4"]
+    assert _epochs_without_times(tmp_path / "resumed.json") == _epochs_without_times(tmp_path / "whole.json")
+
+
+def test_a_checkpoint_trains_longer_but_refuses_other_hyperparameters(tmp_path):
+    spec, checkpoint = _spec(tmp_path), tmp_path / "run.ckpt"
+    assert tuner("train", spec, "--set", "epochs=2", "--checkpoint", checkpoint).returncode == 0
+    longer = tuner("train", spec, "--set", "epochs=3", "--checkpoint", checkpoint, "--output", tmp_path / "out.json")
+    assert longer.returncode == 0 and len(json.loads((tmp_path / "out.json").read_text())["epochs"]) == 3
+    assert _one_line_error(tuner("train", spec, "--set", "lr=0.5", "--checkpoint", checkpoint)) == (
+        f"error: --checkpoint: {checkpoint} was written by a run with another model, split or hyperparameters; "
+        "remove it or choose another file")
+    assert _one_line_error(tuner("train", spec, "--set", "epochs=1", "--checkpoint", checkpoint)) == (
+        f"error: --checkpoint: {checkpoint} holds 3 epochs, more than fixed.epochs=1; raise epochs or choose another file")
+    (tmp_path / "junk").write_text("not a checkpoint")
+    assert "is not a tuner train checkpoint" in _one_line_error(tuner("train", spec, "--checkpoint", tmp_path / "junk"))
+
+
+def test_sigterm_stops_train_like_ctrl_c_and_keeps_the_checkpoint(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    checkpoint = tmp_path / "run.ckpt"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tuner", "train", str(_spec(tmp_path)), "--set", "epochs=100000",
+         "--set", "failure.checkpoint_every=1", "--checkpoint", str(checkpoint)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "TUNER_OFFLINE": "1"})
+    while not checkpoint.exists() and process.poll() is None:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143 and "Traceback" not in stderr
+    assert stderr.splitlines()[-2:] == [f"the same command continues from the last checkpoint in {checkpoint}",
+                                        "interrupted"]

@@ -74,6 +74,9 @@ def train(
     device: str = typer.Option("auto", help="auto (CUDA when available), cpu or cuda."),
     threads: Optional[int] = typer.Option(None, help="Torch CPU threads (default: torch's choice)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write every epoch and the result as JSON."),
+    checkpoint: Optional[Path] = typer.Option(
+        None, "--checkpoint", help="Save the run's state here every failure.checkpoint_every epochs; if the file "
+        "exists, continue from it (Ctrl-C, SIGTERM or a crash lose at most those epochs)."),
 ) -> None:
     """Train one configuration without Ray; print each epoch and the metrics at the best-validation epoch."""
     import torch
@@ -104,7 +107,17 @@ def train(
             header_printed.append(True)
         typer.echo(epoch_row(experiment, result))
 
-    outcome = run_training(experiment, data_dir, device, on_epoch=show)
+    global _sigterm_received
+    _sigterm_received = False
+    previous_handler = signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
+    try:
+        outcome = run_training(experiment, data_dir, device, on_epoch=show, checkpoint=checkpoint)
+    except KeyboardInterrupt:
+        if checkpoint is not None and checkpoint.exists():
+            typer.echo(f"the same command continues from the last checkpoint in {checkpoint}", err=True)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
     typer.echo(final_table(outcome))
     if output:
         write_outcome_json(outcome, output)

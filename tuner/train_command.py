@@ -1,13 +1,19 @@
-"""`tuner train`: one configuration, no Ray — prepare data, build the model, fit, select on validation."""
+"""`tuner train`: one configuration, no Ray — prepare data, build the model, fit, select on validation; with a
+checkpoint file, a long run survives Ctrl-C, SIGTERM and crashes and the same command resumes it."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 from tuner import storage
+from tuner.errors import SpecError
 from tuner.recsys.data import SplitData, prepare
 from tuner.recsys.metrics import Evaluator, popularity_scores
 from tuner.recsys.training import EpochResult, Trainer, best_epoch, build_model_for, resolve_device
@@ -29,15 +35,24 @@ def train(
     data_dir: Path | None = None,
     device: str = "auto",
     on_epoch: Callable[[EpochResult], None] = lambda result: None,
+    checkpoint: Path | None = None,
 ) -> TrainOutcome:
+    """`checkpoint`: a file that holds the run's state every `failure.checkpoint_every` epochs and at the last one;
+    when it exists, training continues from it (epochs before it are not recomputed, but passed to `on_epoch`)."""
     hp = spec.fixed
     data = prepare(spec.dataset, data_dir)
     torch_device = resolve_device(device)
     trainer = Trainer(build_model_for(spec.model, data, hp), data, hp, torch_device)
-    epochs = []
+    epochs: list[EpochResult] = []
+    if checkpoint is not None and checkpoint.exists():
+        epochs = _resume(trainer, checkpoint, _fingerprint(spec, data))
+        for result in epochs:
+            on_epoch(result)
     for result in trainer.run():
         epochs.append(result)
         on_epoch(result)
+        if checkpoint is not None and (result.epoch % spec.failure.checkpoint_every == 0 or result.epoch == hp.epochs):
+            _save(trainer, epochs, checkpoint, _fingerprint(spec, data))
     most_popular = Evaluator(data, hp.k, torch_device, hp.eval_batch_size).evaluate(
         popularity_scores(data, torch_device)
     )
@@ -58,3 +73,33 @@ def write_outcome_json(outcome: TrainOutcome, path: Path) -> None:
         "epochs": [{k: v for k, v in asdict(r).items() if k != "test_per_user"} for r in outcome.epochs],
     }
     storage.write_text(str(path), json.dumps(payload, indent=2))  # atomic; the umask decides who may read it
+
+
+def _fingerprint(spec: ExperimentSpec, data: SplitData) -> str:
+    """What a checkpoint must have been trained on to be continued: the model, the split and every hyperparameter
+    but `epochs` (so that a finished run can be trained longer)."""
+    what = {"model": spec.model, "split": data.split_hash, "fixed": spec.fixed.model_dump(mode="json", exclude={"epochs"})}
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _save(trainer: Trainer, epochs: list[EpochResult], path: Path, fingerprint: str) -> None:
+    buffer = io.BytesIO()
+    history = [{k: v for k, v in asdict(r).items() if k != "test_per_user"} for r in epochs]
+    torch.save({"fingerprint": fingerprint, "trainer": trainer.state_dict(), "epochs": history}, buffer)
+    storage.write_bytes(str(path), buffer.getvalue())  # atomic: an interrupted save leaves the previous checkpoint
+
+
+def _resume(trainer: Trainer, path: Path, fingerprint: str) -> list[EpochResult]:
+    try:
+        state = torch.load(path, map_location=trainer.device, weights_only=True)
+    except Exception as exc:
+        raise SpecError(f"--checkpoint: {path} is not a tuner train checkpoint ({type(exc).__name__}); "
+                        "remove it or choose another file") from None
+    if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
+        raise SpecError(f"--checkpoint: {path} was written by a run with another model, split or hyperparameters; "
+                        "remove it or choose another file")
+    if state["trainer"]["epochs_done"] > trainer.hp.epochs:
+        raise SpecError(f"--checkpoint: {path} holds {state['trainer']['epochs_done']} epochs, more than "
+                        f"fixed.epochs={trainer.hp.epochs}; raise epochs or choose another file")
+    trainer.load_state_dict(state["trainer"])
+    return [EpochResult(**row) for row in state["epochs"]]
