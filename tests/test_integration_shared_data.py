@@ -71,3 +71,20 @@ def test_the_mf_baseline_beats_mostpop_on_an_ml100k_ablation_subsample(shared_da
     mostpop = baselines.compute(data, "mostpop", None, spec.fixed.k, spec.metric, spec.mode)["test/precision@10"]
     mf = baselines.compute(data, "mf", 0, spec.fixed.k, spec.metric, spec.mode)
     assert mf["test/precision@10"] > mostpop and mf["baseline"] == "mf (rank 8)"
+
+
+@pytest.mark.slow
+def test_the_paper_protocol_spec_trains_on_gowalla(shared_data, tmp_path):
+    """search_spaces/paper/lightgcn_gowalla.yaml as `tuner train` runs it, cut to one short epoch."""
+    import json
+    from pathlib import Path
+
+    from tests.cli import tuner
+
+    spec = Path(__file__).resolve().parents[1] / "search_spaces" / "paper" / "lightgcn_gowalla.yaml"
+    result = tuner("train", spec, "--data-dir", shared_data, "--set", "epochs=1", "--set", "samples_per_user=1",
+                   "--checkpoint", tmp_path / "paper.ckpt", "--output", tmp_path / "out.json")
+    assert result.returncode == 0, result.stderr
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert out["counts"]["users"] == 29_858 and out["best_metrics"]["test/users"] == 29_858
+    assert out["best_metrics"]["test/recall@20"] > 0 and (tmp_path / "paper.ckpt").exists()

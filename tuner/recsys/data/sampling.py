@@ -12,8 +12,9 @@ MAX_REJECTION_ROUNDS = 32
 class BPRSampler:
     """Draws one epoch of BPR triples from the training edges.
 
-    samples_per_user=None: one triple per training edge (its user and item), in random order — the
-    LightGCN reference behaviour. samples_per_user=n: n triples for every user with training edges, the
+    samples_per_user=None: one triple per training edge (its user and item), in random order (LightGCN-PyTorch
+    draws as many triples with the user uniform, which samples_per_user = edges / users matches in expectation).
+    samples_per_user=n: n triples for every user with training edges, the
     positive uniform among the user's training items. Negatives are uniform among the items the user has
     no training edge with (held-out edges are never looked at: training stays blind to them).
     """
