@@ -85,6 +85,22 @@ def test_graph_attention_computes_pyg_gatconv(training):
     assert all(torch.allclose(grads[name], pyg_grads[name], atol=1e-12) for name in pyg_grads)
 
 
+def test_power_sum_and_its_gradient_equal_the_dense_sum_of_powers():
+    from tuner.recsys.models.graph import power_sum
+
+    train = _train()
+    adjacency, dense = normalized_adjacency(train, 7, 9), _dense_adjacency(train, 7, 9)
+    powers = sum(torch.linalg.matrix_power(dense, k) for k in range(4))
+    x = torch.randn(16, 3, dtype=torch.float64)
+    weight = torch.randn(16, 3, dtype=torch.float64)
+    inputs = x.float().requires_grad_()
+    out = power_sum(adjacency, inputs, 3)
+    (out * weight.float()).sum().backward()
+    assert torch.allclose(out.double(), powers @ x, atol=1e-5)
+    assert torch.allclose(inputs.grad.double(), powers.T @ weight, atol=1e-5)
+    assert torch.equal(power_sum(adjacency, x.float(), 0), x.float())
+
+
 def test_isolated_nodes_get_zero_rows():
     train = torch.tensor([[0], [0]])
     adjacency = normalized_adjacency(train, 2, 2).to_dense()

@@ -44,6 +44,36 @@ def test_training_learns_the_planted_structure(model):
     assert results[-1].metrics["test/recall@10"] > popular["test/recall@10"] + 0.05
 
 
+class _LayerByLayerLightGCN(torch.nn.Module):
+    """LightGCN as the paper writes it, each layer's output kept and summed: the reference the fused propagation
+    (models.graph.power_sum) must reproduce."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.user_embedding, self.item_embedding = model.user_embedding, model.item_embedding
+
+    def forward(self):
+        from tuner.recsys.models.graph import propagate
+
+        x = self.model.ego_embeddings()
+        total = x
+        for _ in range(self.model.num_layers):
+            x = propagate(self.model.get_buffer("adjacency"), x)
+            total = total + x
+        return self.model.split(total / (self.model.num_layers + 1))
+
+
+def test_lightgcn_trains_to_the_same_loss_curve_as_layer_by_layer_propagation():
+    curves = []
+    for reference in (False, True):
+        data, hp, net = _run("lightgcn", num_layers=3, epochs=6, eval_every=3)
+        results = list(Trainer(_LayerByLayerLightGCN(net) if reference else net, data, hp).run())
+        curves.append(([r.loss for r in results], [r.metrics.get("val/recall@10") for r in results]))
+    (losses, recalls), (reference_losses, reference_recalls) = curves
+    assert losses == pytest.approx(reference_losses, rel=1e-5) and recalls == reference_recalls
+
+
 def test_metrics_every_eval_every_epochs_and_at_the_end():
     data, hp, net = _run(epochs=5, eval_every=2)
     evaluated = [r.epoch for r in Trainer(net, data, hp).run() if r.evaluated]

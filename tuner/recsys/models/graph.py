@@ -56,3 +56,30 @@ class _SymmetricSpMM(torch.autograd.Function):
 def propagate(adjacency: Tensor, x: Tensor) -> Tensor:
     """Â x with a symmetric Â (see _SymmetricSpMM)."""
     return _SymmetricSpMM.apply(adjacency, x)
+
+
+class _PowerSum(torch.autograd.Function):
+    """Σₖ₌₀..K Âᵏ x for a symmetric Â by Horner's rule, y ← x + Â y applied K times: each step is one sparse
+    `addmm`, so no layer's output is kept or added separately (each separate add of a Gowalla-sized table costs as
+    much as a third of an SpMM on CPU). The gradient Σₖ Âᵏ g is the same recurrence."""
+
+    @staticmethod
+    def forward(ctx, adjacency: Tensor, x: Tensor, layers: int) -> Tensor:
+        ctx.adjacency, ctx.layers = adjacency, layers
+        return _horner(adjacency, x, layers)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return None, _horner(ctx.adjacency, grad, ctx.layers), None
+
+
+def _horner(adjacency: Tensor, x: Tensor, layers: int) -> Tensor:
+    y = x.clone() if layers == 0 else x
+    for _ in range(layers):
+        y = torch.addmm(x, adjacency, y)
+    return y
+
+
+def power_sum(adjacency: Tensor, x: Tensor, layers: int) -> Tensor:
+    """x + Â x + Â² x + ... + Â^layers x, for a symmetric Â (LightGCN's propagation, before the mean)."""
+    return _PowerSum.apply(adjacency, x, layers)

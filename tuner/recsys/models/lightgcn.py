@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from tuner.recsys.models.base import Recommender
-from tuner.recsys.models.graph import normalized_adjacency, propagate
+from tuner.recsys.models.graph import normalized_adjacency, power_sum
 
 
 class LightGCN(Recommender):
@@ -25,9 +25,5 @@ class LightGCN(Recommender):
         self.register_buffer("adjacency", adjacency, persistent=False)
 
     def forward(self) -> tuple[Tensor, Tensor]:
-        x = self.ego_embeddings()
-        total = x
-        for _ in range(self.num_layers):
-            x = propagate(self.get_buffer("adjacency"), x)
-            total = total + x
+        total = power_sum(self.get_buffer("adjacency"), self.ego_embeddings(), self.num_layers)
         return self.split(total / (self.num_layers + 1))
