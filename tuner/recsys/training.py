@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -62,6 +64,22 @@ class Callback:
 PROCESS_CALLBACKS: list[Callback] = []  # called by every Trainer of this process, after its own
 
 
+def _reuse_freed_memory() -> None:
+    """Ask glibc's malloc to keep freed blocks of up to 32 MiB for reuse instead of handing them back to the kernel
+    (its default for blocks over 128 KiB): else every new embedding-table-sized tensor page-faults its memory in
+    again, and on CPU that costs as much as the arithmetic (Gowalla: one 18 MB add 18 ms instead of 5, an epoch 40 s
+    instead of 35). Process-wide, and a no-op where the C library is not glibc."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's <malloc.h>
+    mallopt(m_mmap_threshold, 32 * 2**20)  # the largest glibc accepts
+    mallopt(m_trim_threshold, 2**31 - 1)
+
+
 def build_model_for(name: str, data: SplitData, hp: Hyperparameters, train: torch.Tensor | None = None,
                     adjacency: torch.Tensor | None = None) -> Recommender:
     """The model `name` for `data` with `hp`'s sizes, initialised from `hp.seed` (the same seed, the same weights).
@@ -91,6 +109,7 @@ class Trainer:
         # is 10-100x slower (an ML-100K ablation epoch went from 0.9 s to 44 s). Flushing them to zero changes no
         # metric: they are below 1e-38.
         torch.set_flush_denormal(True)
+        _reuse_freed_memory()
         self.device = torch.device(device)
         self.model = model.to(self.device)
         self.data = data
@@ -98,7 +117,9 @@ class Trainer:
         self.sampler = BPRSampler(data.num_users, data.num_items, data.train, hp.samples_per_user)
         self.evaluator = evaluator or Evaluator(data, hp.k, self.device, hp.eval_batch_size)
         optimizer_decay = hp.weight_decay if hp.regularization == "optimizer" else 0.0
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=hp.lr, weight_decay=optimizer_decay)
+        # fused: one pass over each parameter instead of a dozen (Gowalla on CPU: 1.4 ms a step instead of 14)
+        fused = self.device.type in ("cpu", "cuda")
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=hp.lr, weight_decay=optimizer_decay, fused=fused or None)
         self.epochs_done = 0
         self.callbacks = callbacks
 
@@ -182,6 +203,11 @@ class Trainer:
 
     def _batch_loss(self, u: torch.Tensor, p: torch.Tensor, n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         users_emb, items_emb = self.model()
+        return self._loss(users_emb, items_emb, u, p, n)
+
+    def _loss(self, users_emb: torch.Tensor, items_emb: torch.Tensor, u: torch.Tensor, p: torch.Tensor,
+              n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss, BPR part) of the batch (u, p, n) from the final embeddings."""
         ue = users_emb[u]
         margin = (ue * items_emb[p]).sum(1) - (ue * items_emb[n]).sum(1)
         bpr = F.softplus(-margin).mean()  # -log σ(margin)
