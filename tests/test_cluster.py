@@ -212,6 +212,38 @@ def test_only_an_authentication_error_counts_as_bad_input(monkeypatch):
         cluster.client(address)
 
 
+class _JobsWhoseAgentComesUpLate:
+    """A Jobs API that answers "try again later" to the first `refusals` submissions, as a just-started cluster does."""
+
+    def __init__(self, refusals):
+        self.refusals, self.submissions = refusals, 0
+
+    def list_jobs(self):
+        return []
+
+    def submit_job(self, **kwargs):
+        self.submissions += 1
+        if self.submissions <= self.refusals:
+            raise RuntimeError("Request failed with status code 500: No available agent to submit job, please try "
+                               "again later.")
+        return "raysubmit_1"
+
+
+def test_submit_waits_for_a_cluster_whose_job_agent_is_not_up_yet(tmp_path, monkeypatch):
+    from tuner.tuning import cluster
+
+    jobs = _JobsWhoseAgentComesUpLate(refusals=2)
+    monkeypatch.setattr(cluster, "client", lambda address, allow_insecure=False: jobs)
+    monkeypatch.setattr(cluster, "AGENT_RETRY_S", 0.0)
+    assert cluster.submit(_spec(tmp_path, "late")) == "raysubmit_1" and jobs.submissions == 3
+
+    never = _JobsWhoseAgentComesUpLate(refusals=10**6)  # an agent that never comes: one line, exit 1, not bad input
+    monkeypatch.setattr(cluster, "client", lambda address, allow_insecure=False: never)
+    monkeypatch.setattr(cluster, "AGENT_WAIT_S", 0.0)
+    with pytest.raises(cluster.ClusterError, match="submitting the job failed: .*try again later"):
+        cluster.submit(_spec(tmp_path, "never"))
+
+
 def test_submit_takes_runs_options(tmp_path):
     from tuner.cli import _run_overrides
 

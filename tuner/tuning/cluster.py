@@ -17,6 +17,7 @@ import shlex
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlparse
@@ -27,6 +28,10 @@ from tuner.spec import load_spec
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 SPEC_IN_JOB = "spec.yaml"
+
+
+AGENT_WAIT_S = 60.0  # how long `submit` retries while the cluster says its job agent is not up yet
+AGENT_RETRY_S = 2.0
 
 
 class ClusterError(TunerError):
@@ -127,18 +132,25 @@ def submit(
         )
     with tempfile.TemporaryDirectory() as folder:
         stage_job(spec_path, Path(folder))
-        try:
-            return jobs.submit_job(
-                entrypoint=entrypoint(storage, overrides, extra or []),
-                submission_id=submission_id,
-                runtime_env={"working_dir": folder},
-                metadata={"tuner_experiment": spec.name, "tuner_storage": where},
-            )
-        except Exception as exc:
-            message = _one_line(exc)
-            if "already exists" in message:
-                raise SpecError(f"--submission-id: {submission_id!r} was already used on {address}; choose another id") from None
-            raise ClusterError(f"{address}: submitting the job failed: {message}") from None
+        deadline = time.monotonic() + AGENT_WAIT_S
+        while True:
+            try:
+                return jobs.submit_job(
+                    entrypoint=entrypoint(storage, overrides, extra or []),
+                    submission_id=submission_id,
+                    runtime_env={"working_dir": folder},
+                    metadata={"tuner_experiment": spec.name, "tuner_storage": where},
+                )
+            except Exception as exc:
+                message = _one_line(exc)
+                if "already exists" in message:
+                    raise SpecError(
+                        f"--submission-id: {submission_id!r} was already used on {address}; choose another id") from None
+                # a cluster that has just started answers before its job agent is up: Ray says to try again later
+                if "try again later" in message and time.monotonic() < deadline:
+                    time.sleep(AGENT_RETRY_S)
+                    continue
+                raise ClusterError(f"{address}: submitting the job failed: {message}") from None
 
 
 def running_job(jobs, experiment: str, storage: str) -> str | None:
