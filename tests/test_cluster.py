@@ -77,9 +77,11 @@ def cluster(tmp_path_factory):
     # each node its own (short: it holds unix sockets) temp dir, as on separate machines: a node's clean-up of
     # its runtime-env files must not delete the other node's
     temp_dirs = [tempfile.mkdtemp(prefix="rayh", dir="/tmp"), tempfile.mkdtemp(prefix="rayw", dir="/tmp")]
+    # every port of its own: another Ray on this machine (a test's local instance) holds the default ones, and a
+    # head whose job agent cannot bind 52365 answers every submission "No available agent"
     head = _ray_start("--head", f"--port={gcs_port}", "--num-cpus=1", "--include-dashboard=true",
                       "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}", f"--temp-dir={temp_dirs[0]}",
-                      env=env)
+                      f"--dashboard-agent-listen-port={_free_port()}", env=env)
     address = f"http://127.0.0.1:{dashboard_port}"
     deadline = time.time() + 90
     while _tuner("jobs", "list", "--address", address, env=env).returncode != 0:  # the Jobs API is up
