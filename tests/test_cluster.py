@@ -146,7 +146,7 @@ def test_submit_wait_then_report(cluster):
 def test_worker_node_killed_mid_run_trials_resume_elsewhere(cluster):
     folder, env = cluster["folder"], _env(cluster["token_file"])
     storage = folder / "runs"
-    epochs = 20
+    epochs = 60  # long enough that no trial ends before all three have started, whatever the nodes' speeds
     spec = _spec(folder, "faults", trials=3, epochs=epochs, batch=16, users=200)
     submitted = _tuner("submit", spec, "--address", cluster["address"], "--storage", storage, env=env)
     assert submitted.returncode == 0, submitted.stderr
@@ -162,7 +162,7 @@ def test_worker_node_killed_mid_run_trials_resume_elsewhere(cluster):
             break
         time.sleep(0.1)
     kill_tree(cluster["worker"])  # the worker node (its raylet and its trials) dies mid-run
-    assert sum(epochs_written(record_dir).values()) < 3 * epochs
+    assert len(per_trial) == 3 and max(per_trial) < epochs, per_trial  # every trial was still running
 
     # follow the job's log until it ends (one command, instead of polling its status)
     logs = _tuner("jobs", "logs", job_id, "--follow", "--address", cluster["address"], env=env).stdout
