@@ -1,7 +1,7 @@
 """Does parallelism pay? The same 8 fixed configurations (ML-100K, LightGCN, 10 epochs) three ways, in one run:
   1. `tuner run` (a subprocess, as a user runs it: Python and Ray start-up included), `--concurrency` trials at
      once (default: what `resources: auto` picks, one CPU per trial and every core);
-  2. a plain sequential loop over tuner.recsys.training.fit in this process, 1 torch thread (one trial's resources);
+  2. a plain sequential loop over tuner.recsys.training.Trainer in this process, 1 torch thread (one trial's resources);
   3. the same loop with torch's default threads (every core, through intra-op parallelism).
 Reports the wall times, the ratios tuner / loop, and how tuner's wall time splits: trial compute (the epochs' own
 seconds from the records, divided over the concurrent trials), the fixed cost stage by stage (command start ->
@@ -31,8 +31,7 @@ import yaml
 from tuner import timeline
 from tuner.experiment.records import load
 from tuner.recsys.data import prepare
-from tuner.recsys.models import build_model
-from tuner.recsys.training import fit
+from tuner.recsys.training import Trainer, build_model_for
 from tuner.spec import ExperimentSpec, validate_spec
 
 GRID = {"lr": [0.001, 0.002, 0.005, 0.01], "embedding_dim": [32, 64]}
@@ -81,9 +80,7 @@ def sequential_loop(spec: ExperimentSpec, data_dir: str, threads: int) -> float:
     data = prepare(spec.dataset, data_dir)
     for values in itertools.product(*GRID.values()):
         hp = spec.trial_hyperparameters(dict(zip(GRID, values)))
-        torch.manual_seed(hp.seed)
-        model = build_model(spec.model, data.num_users, data.num_items, torch.tensor(data.train), **hp.model_dump())
-        for _ in fit(model, data, hp):
+        for _ in Trainer(build_model_for(spec.model, data, hp), data, hp).run():
             pass
     return time.perf_counter() - start
 
