@@ -146,7 +146,7 @@ def test_submit_wait_then_report(cluster):
 def test_worker_node_killed_mid_run_trials_resume_elsewhere(cluster):
     folder, env = cluster["folder"], _env(cluster["token_file"])
     storage = folder / "runs"
-    epochs = 60  # long enough that no trial ends before all three have started, whatever the nodes' speeds
+    epochs = 60
     spec = _spec(folder, "faults", trials=3, epochs=epochs, batch=16, users=200)
     submitted = _tuner("submit", spec, "--address", cluster["address"], "--storage", storage, env=env)
     assert submitted.returncode == 0, submitted.stderr
@@ -155,14 +155,15 @@ def test_worker_node_killed_mid_run_trials_resume_elsewhere(cluster):
     assert again.returncode == 2 and f"job {job_id} on {cluster['address']} is running this experiment" in again.stderr
     record_dir = storage / "faults" / "records"
     deadline = time.time() + 300
-    # all three trials (one on the head's CPU, two on the worker's) have started training
+    # two trials are mid-run, each past its epoch-2 checkpoint: the head has one CPU, so at least one of them runs on
+    # the worker (Ray does not always start the third trial before one of the first two ends)
     while time.time() < deadline:
         per_trial = list(epochs_written(record_dir).values())
-        if len(per_trial) == 3 and min(per_trial) >= 3:
+        if sum(3 <= done < epochs for done in per_trial) >= 2:
             break
         time.sleep(0.1)
     kill_tree(cluster["worker"])  # the worker node (its raylet and its trials) dies mid-run
-    assert len(per_trial) == 3 and max(per_trial) < epochs, per_trial  # every trial was still running
+    assert sum(3 <= done < epochs for done in per_trial) >= 2, per_trial
 
     # follow the job's log until it ends (one command, instead of polling its status)
     logs = _tuner("jobs", "logs", job_id, "--follow", "--address", cluster["address"], env=env).stdout
