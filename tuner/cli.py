@@ -6,11 +6,12 @@ by SIGTERM.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import signal
 import sys
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, Iterator, List, Optional
 
 import typer
 
@@ -37,6 +38,18 @@ def _stop_like_ctrl_c(signum, frame) -> None:
         handler(signal.SIGINT, frame)
     else:
         raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigterm_stops_like_ctrl_c() -> Iterator[None]:
+    """While the block runs, SIGTERM does what Ctrl-C does (and is remembered, for exit code 143)."""
+    global _sigterm_received
+    _sigterm_received = False
+    previous_handler = signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
 
 
 def _interrupted_exit_code() -> int:
@@ -107,17 +120,13 @@ def train(
             header_printed.append(True)
         typer.echo(epoch_row(experiment, result))
 
-    global _sigterm_received
-    _sigterm_received = False
-    previous_handler = signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
     try:
-        outcome = run_training(experiment, data_dir, device, on_epoch=show, checkpoint=checkpoint)
+        with _sigterm_stops_like_ctrl_c():
+            outcome = run_training(experiment, data_dir, device, on_epoch=show, checkpoint=checkpoint)
     except KeyboardInterrupt:
         if checkpoint is not None and checkpoint.exists():
             typer.echo(f"the same command continues from the last checkpoint in {checkpoint}", err=True)
         raise
-    finally:
-        signal.signal(signal.SIGTERM, previous_handler)
     typer.echo(final_table(outcome))
     if output:
         write_outcome_json(outcome, output)
@@ -181,18 +190,13 @@ def run(
     from tuner.tuning.run import run_experiment
 
     timeline.mark("command_start")
-    global _sigterm_received
-    _sigterm_received = False
-    previous_handler = signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
-    try:
+    with _sigterm_stops_like_ctrl_c():
         if sum([fresh, resume_errored, restart_errored]) > 1:
             raise SpecError("--fresh, --resume-errored, --restart-errored: use at most one of them")
         options = _run_overrides(spec, name, storage, num_samples, max_concurrent, smoke, overrides)
         experiment = load_spec(spec, options)
         summary = run_experiment(experiment, str(data_dir) if data_dir else None, fresh, resume_errored, restart_errored)
         typer.echo(run_summary_text(summary))
-    finally:
-        signal.signal(signal.SIGTERM, previous_handler)
     raise typer.Exit(_interrupted_exit_code() if summary.interrupted else summary.exit_code)
 
 

@@ -44,15 +44,16 @@ def train(
     torch_device = resolve_device(device)
     trainer = Trainer(build_model_for(spec.model, data, hp), data, hp, torch_device)
     epochs: list[EpochResult] = []
+    fingerprint = _fingerprint(spec, data)
     if checkpoint is not None and checkpoint.exists():
-        epochs = _resume(trainer, checkpoint, _fingerprint(spec, data))
+        epochs = _resume(trainer, checkpoint, fingerprint)
         for result in epochs:
             on_epoch(result)
     for result in trainer.run():
         epochs.append(result)
         on_epoch(result)
         if checkpoint is not None and (result.epoch % spec.failure.checkpoint_every == 0 or result.epoch == hp.epochs):
-            _save(trainer, epochs, checkpoint, _fingerprint(spec, data))
+            _save(trainer, epochs, checkpoint, fingerprint)
     most_popular = Evaluator(data, hp.k, torch_device, hp.eval_batch_size).evaluate(
         popularity_scores(data, torch_device)
     )
