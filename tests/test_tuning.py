@@ -233,6 +233,31 @@ def test_concurrent_trials_run_at_the_same_time(tmp_path, ray_with_faults):
     assert abs(started.iloc[0] - started.iloc[1]) < computed.min()
 
 
+_COUNT_IDLE_WORKERS = """
+import time, psutil, ray
+from tuner.tuning import ray_session
+
+def idle_workers():  # a worker is `python .../default_worker.py ...` until it names itself ray::IDLE
+    commands = [p.cmdline() for p in psutil.Process().children(recursive=True)]
+    return sum(c[0].startswith("ray::IDLE") or (len(c) > 1 and c[1].endswith("default_worker.py")) for c in commands)
+
+ray_session.start()
+time.sleep(1)  # Ray starts the processes of prestarted workers as the driver connects
+before = idle_workers()
+ray.get(ray.remote(lambda: None).remote())  # a task's worker stays, idle: the probe must see it
+print(before, min(idle_workers(), 1))
+ray.shutdown()
+"""
+
+
+def test_a_local_ray_prestarts_no_workers_that_trials_could_not_use():
+    """Ray prestarts an idle worker per CPU for a new driver, but gives Tune's trial actors (they carry a runtime
+    environment) new workers: on a small machine the unused ones only slowed the start-up."""
+    out = subprocess.run([sys.executable, "-c", _COUNT_IDLE_WORKERS], capture_output=True, text=True, check=True, cwd=REPO,
+                         env={k: v for k, v in os.environ.items() if k != "RAY_prestart_worker_first_driver"})
+    assert out.stdout.split() == ["0", "1"]
+
+
 def test_asha_stops_trials_and_they_are_never_ranked_as_finished(tmp_path, ray_with_faults):
     _set_faults(ray_with_faults)
     spec = _spec(

@@ -32,12 +32,30 @@ def start() -> bool:
         return False
     sigterm_handler = signal.getsignal(signal.SIGTERM)
     address = os.environ.get("RAY_ADDRESS")
-    with contextlib.nullcontext() if address else _children_in_a_process_group_of_their_own():
+    with contextlib.nullcontext() if address else _children_in_a_process_group_of_their_own(), _no_idle_workers():
         # workers' own output (Ray's checkpoint notices, library warnings) stays in Ray's session logs, not the console
         ray.init(address=address or "local", include_dashboard=False, log_to_driver=False)
     if callable(sigterm_handler):
         signal.signal(signal.SIGTERM, sigterm_handler)
     return True
+
+
+@contextlib.contextmanager
+def _no_idle_workers():
+    """A new local Ray prestarts one idle worker per CPU when the driver connects, but Tune's trial actors carry a
+    runtime environment (Tune sets an environment variable in it) and Ray gives such actors new workers, never
+    prestarted ones: the prestarted workers only take CPU from the start-up (on 2 cores the first epoch came
+    0.8 s later) and are killed unused. So this instance starts none (Ray's documented RAY_<setting> environment
+    variables configure the processes ray.init starts; one the user set wins)."""
+    setting = "RAY_prestart_worker_first_driver"
+    if setting in os.environ:
+        yield
+        return
+    os.environ[setting] = "0"
+    try:
+        yield
+    finally:
+        del os.environ[setting]
 
 
 @contextlib.contextmanager
