@@ -23,7 +23,8 @@ from tuner.errors import DataError
 from tuner.recsys.data import SplitData
 from tuner.vocabulary import METRICS, SPLITS, metric_key, users_key
 
-ScoreFn = Callable[[Tensor], Tensor]  # user ids (B,) -> scores (B, num_items)
+# user ids (B,) -> scores (B, num_items): a new tensor, which the evaluator masks in place (no copy of B x items)
+ScoreFn = Callable[[Tensor], Tensor]
 
 
 @dataclass(frozen=True)
@@ -121,15 +122,14 @@ class Evaluator:
 
     def _batch_values(self, scores: Tensor, users: Tensor, truth: _CSR, mask: _CSR | None) -> tuple[Tensor, Tensor]:
         """(batch, metric, K) values for each user of the batch, and the batch's top items."""
-        scores = scores.float().clone()
+        scores = scores.float()  # the score function's own tensor (ScoreFn): masked in place
         if mask is not None:
             row, item = mask.rows(users)
             scores[row, item] = -torch.inf
         top = torch.topk(scores, self.ks[-1], dim=1).indices
-        relevant = torch.zeros_like(scores, dtype=torch.bool)
-        row, item = truth.rows(users)
-        relevant[row, item] = True
-        hits = relevant.gather(1, top).double()
+        row, item = truth.rows(users)  # the batch's relevant (user, item) pairs, as codes row * num_items + item
+        batch_rows = torch.arange(len(users), device=scores.device).unsqueeze(1)
+        hits = torch.isin(batch_rows * self.num_items + top, row * self.num_items + item).double()
         n_true = truth.degree()[users].double()
         cum_hits = torch.cumsum(hits, 1)
         cum_dcg = torch.cumsum(hits * self.discount, 1)
@@ -155,4 +155,4 @@ def embedding_scores(users_emb: Tensor, items_emb: Tensor) -> ScoreFn:
 def popularity_scores(data: SplitData, device: torch.device | str = "cpu") -> ScoreFn:
     """MostPop: every user gets the items with the most training edges."""
     counts = torch.from_numpy(np.bincount(data.train[1], minlength=data.num_items)).float().to(device)
-    return lambda users: counts.expand(len(users), -1)
+    return lambda users: counts.repeat(len(users), 1)
