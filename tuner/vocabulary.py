@@ -121,6 +121,7 @@ MANIFESTS_DIR = "manifests"  # manifests/trial_id=<id>.attempt=<n>.json: what ea
 BASELINES_FILE = "baselines.parquet"
 STUDY_FILE = "optuna.db"  # the Optuna study rebuilt from the records
 RESTARTED_DIR = "restarted"  # the first attempts of trials that --restart-errored ran again
+LOST_DIR = "lost"  # trials a killed driver had started after Ray's last snapshot: the rerun ran others instead
 REPORT_DIR = "report"
 ERROR_FILE = "error.txt"  # Ray's <trial id>/error.txt: why a trial failed
 CHECKPOINT_FILE = "trainer.pt"  # inside Ray's checkpoint folders

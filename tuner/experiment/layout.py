@@ -11,7 +11,7 @@ import pyarrow.fs as pafs
 from tuner import storage
 from tuner.errors import SpecError
 from tuner.spec import ExperimentSpec
-from tuner.vocabulary import ERROR_FILE, RESTARTED_DIR, SPEC_FILE, trial_folder
+from tuner.vocabulary import ERROR_FILE, LOST_DIR, RESTARTED_DIR, SPEC_FILE, trial_folder
 
 
 def experiment_dir(location: str, name: str) -> str:
@@ -59,12 +59,15 @@ def _flatten(value, prefix=""):
 
 def trial_errors(directory: str) -> dict[str, str]:
     """trial id -> the last line of the error that ended it for good (Ray's `<trial id>/error.txt` in the
-    experiment folder: the exception and its message). Trials set aside by --restart-errored (restarted/) are not
-    counted: they ran again under new ids."""
+    experiment folder: the exception and its message). Trials set aside (restarted/ by --restart-errored, lost/ by a
+    rerun after a killed driver) are not counted: others ran in their place."""
     fs, root = storage.resolve(directory)
     selector = pafs.FileSelector(root, allow_not_found=True)
-    restarted = pafs.FileSelector(posixpath.join(root, RESTARTED_DIR), allow_not_found=True)
-    set_aside = {posixpath.basename(info.path).removeprefix(trial_folder("")) for info in fs.get_file_info(restarted)}
+    set_aside = {
+        posixpath.basename(info.path).removeprefix(trial_folder(""))
+        for folder in (RESTARTED_DIR, LOST_DIR)
+        for info in fs.get_file_info(pafs.FileSelector(posixpath.join(root, folder), allow_not_found=True))
+    }
     folders = [
         info.path for info in fs.get_file_info(selector)
         if info.type == pafs.FileType.Directory and posixpath.basename(info.path) not in set_aside

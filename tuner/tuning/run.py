@@ -18,7 +18,7 @@ from tuner.experiment.layout import load_saved_spec, save_spec, spec_differences
 from tuner.experiment.lock import ExperimentLock
 from tuner.spec import ExperimentSpec
 from tuner.tuning import ray_session, resources
-from tuner.vocabulary import PER_USER_DIR, RECORDS_DIR, RESTARTED_DIR, RUNNING, StopReason, trial_folder
+from tuner.vocabulary import LOST_DIR, PER_USER_DIR, RECORDS_DIR, RESTARTED_DIR, RUNNING, StopReason, trial_folder
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -102,7 +102,8 @@ def run_experiment(
                     f"search.num_samples={extending.search.num_samples}), then run it with more"
                 )
             return _run(spec, directory, existing, data_dir, resume_errored, restart_errored, extending, warm_start)
-        if existing and not (resume_errored or restart_errored) and _every_trial_ended(spec, directory):
+        if (existing and not (resume_errored or restart_errored) and _every_trial_ended(spec, directory)
+                and not _set_aside_lost_trials(directory)):
             print(f"{directory}: all {spec.trial_count()} trials have ended; nothing to run", flush=True)
             return settle(spec, directory, {}, spec.trial_count())  # a rerun changes nothing, provenance included
         origin = provenance.started_at(directory) if existing else None
@@ -163,6 +164,8 @@ def _run(
         cluster = ray_session.cluster()
         plan = resources.plan(spec, resources.GraphSize(data.num_users, data.num_items, data.train.shape[1]), cluster)
         print(f"{'resuming ' + directory if restore else spec.name}: {plan.describe(cluster)}", flush=True)
+        if restore:
+            _set_aside_lost_trials(directory)
         if restore and restart_errored:
             _set_aside(directory, [t for t, status in search.trial_statuses(directory).items() if status == "ERROR"])
         if restore:
@@ -206,13 +209,33 @@ def _warm_start(spec: ExperimentSpec) -> list[dict]:
     return [{name: decode_param(name, row[param_column(name)]) for name in names} for _, row in finished.iterrows()]
 
 
-def _set_aside(directory: str, trial_ids: list[str]) -> None:
-    """--restart-errored: Ray runs each errored trial again under a new id, so the failed attempt's records and
-    per-user metrics move to <experiment>/restarted/trial_id=<id>/ — kept, but no longer counted (its error.txt,
-    which Ray keeps in its own folder, is not counted either)."""
+def _set_aside_lost_trials(directory: str) -> list[str]:
+    """A driver that was killed (not stopped: Ctrl-C and SIGTERM save Ray's state) loses the trials Ray started after
+    its last snapshot of the run: Tune cannot resume them, and the search runs others in their place. Their records
+    move to <experiment>/lost/, kept but not counted, so that the experiment holds exactly its num_samples trials."""
+    from tuner.tuning import search
+
+    if not search.can_restore(directory):
+        return []
+    fs, root = storage.resolve(directory)
+    selector = pafs.FileSelector(posixpath.join(root, RECORDS_DIR), allow_not_found=True)
+    recorded = [posixpath.basename(info.path).removeprefix(trial_folder("")) for info in fs.get_file_info(selector)]
+    known = search.trials_in_snapshots(directory)
+    lost = sorted(trial_id for trial_id in recorded if trial_id not in known)
+    if lost:
+        _set_aside(directory, lost, LOST_DIR)
+        print(f"{len(lost)} trial(s) had started after Ray's last snapshot of the killed run ({', '.join(lost)}): their "
+              f"records are kept in {LOST_DIR}/, and the search runs new trials in their place", flush=True)
+    return lost
+
+
+def _set_aside(directory: str, trial_ids: list[str], folder: str = RESTARTED_DIR) -> None:
+    """Records and per-user metrics of trials that no longer count move to <experiment>/<folder>/trial_id=<id>/ —
+    kept. --restart-errored: Ray runs each errored trial again under a new id, so the failed attempt goes to
+    restarted/ (its error.txt, which Ray keeps in its own folder, is not counted either); lost trials go to lost/."""
     fs, root = storage.resolve(directory)
     for trial_id in trial_ids:
-        target = posixpath.join(root, RESTARTED_DIR, trial_folder(trial_id))
+        target = posixpath.join(root, folder, trial_folder(trial_id))
         fs.create_dir(target, recursive=True)
         moves = {
             posixpath.join(root, RECORDS_DIR, trial_folder(trial_id)): posixpath.join(target, RECORDS_DIR),

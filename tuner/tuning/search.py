@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
+import logging
 import math
 import os
 import pickle
@@ -289,9 +291,34 @@ def trial_dirname(trial) -> str:
     return trial.trial_id
 
 
+def trials_in_snapshots(experiment_dir: str) -> set[str]:
+    """Every trial id that Ray's snapshots of the experiment hold (experiment_state-*.json: one per Tune run of it, so
+    the trials of the runs before an extension too)."""
+    fs, root = storage.resolve(experiment_dir)
+    snapshots = [
+        info.path for info in fs.get_file_info(pafs.FileSelector(root))
+        if posixpath.basename(info.path).startswith("experiment_state-") and info.path.endswith(".json")
+    ]
+    with _quiet_analysis():
+        return {trial.trial_id for path in snapshots for trial in tune.ExperimentAnalysis(path, storage_filesystem=fs).trials}
+
+
+@contextlib.contextmanager
+def _quiet_analysis():
+    """ExperimentAnalysis warns about every trial without results yet (a pending one): not news to a user."""
+    logger = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def trial_statuses(experiment_dir: str) -> dict[str, str]:
     """trial id -> Ray's final status (TERMINATED, ERROR, PENDING, RUNNING, PAUSED)."""
-    analysis = tune.ExperimentAnalysis(experiment_dir)
+    with _quiet_analysis():
+        analysis = tune.ExperimentAnalysis(experiment_dir)
     return {trial.trial_id: trial.status for trial in analysis.trials}
 
 

@@ -1,0 +1,36 @@
+"""The local Ray instance `tuner run` starts (tuner.tuning.ray_session)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+
+_COUNT_IDLE_WORKERS = """
+import time, psutil, ray
+from tuner.tuning import ray_session
+
+def idle_workers():  # a worker is `python .../default_worker.py ...` until it names itself ray::IDLE
+    commands = [p.cmdline() for p in psutil.Process().children(recursive=True)]
+    return sum(c[0].startswith("ray::IDLE") or (len(c) > 1 and c[1].endswith("default_worker.py")) for c in commands)
+
+ray_session.start()
+time.sleep(1)  # Ray starts the processes of prestarted workers as the driver connects
+before = idle_workers()
+ray.get(ray.remote(lambda: None).remote())  # a task's worker stays, idle: the probe must see it
+print(before, min(idle_workers(), 1))
+ray.shutdown()
+"""
+
+
+def test_a_local_ray_prestarts_no_workers_that_trials_could_not_use():
+    """Ray prestarts an idle worker per CPU for a new driver, but gives Tune's trial actors (they carry a runtime
+    environment) new workers: on a small machine the unused ones only slowed the start-up."""
+    out = subprocess.run([sys.executable, "-c", _COUNT_IDLE_WORKERS], capture_output=True, text=True, check=True, cwd=REPO,
+                         env={k: v for k, v in os.environ.items() if k != "RAY_prestart_worker_first_driver"})
+    assert out.stdout.split() == ["0", "1"]
