@@ -249,6 +249,10 @@ def test_a_finished_search_grows_with_more_samples_and_keeps_what_it_learnt(tmp_
     assert len(study.trials) == 5
     assert len(optuna_trials(grown.experiment_dir)) == 5  # the live searcher was told the first three
     assert "trials: 5 of 5" in run_summary_text(grown)
+    # a rerun has nothing to do: the first three are not taken for trials a killed driver lost (Ray's snapshot of the
+    # grown run does not hold them, the first run's does)
+    rerun = run_experiment(tiny_spec(tmp_path, params=params, search={**search, "num_samples": 5}))
+    assert len(rerun.trials) == 5 and not (Path(grown.experiment_dir) / "lost").exists()
 
 
 def test_a_warm_started_search_runs_the_given_configurations_first(tmp_path, ray_with_faults):

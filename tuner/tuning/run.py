@@ -220,8 +220,7 @@ def _set_aside_lost_trials(directory: str) -> list[str]:
     fs, root = storage.resolve(directory)
     selector = pafs.FileSelector(posixpath.join(root, RECORDS_DIR), allow_not_found=True)
     recorded = [posixpath.basename(info.path).removeprefix(trial_folder("")) for info in fs.get_file_info(selector)]
-    known = search.trials_in_snapshots(directory)
-    lost = sorted(trial_id for trial_id in recorded if trial_id not in known)
+    lost = search.trials_no_snapshot_holds(directory, recorded)
     if lost:
         _set_aside(directory, lost, LOST_DIR)
         print(f"{len(lost)} trial(s) had started after Ray's last snapshot of the killed run ({', '.join(lost)}): their "

@@ -291,16 +291,22 @@ def trial_dirname(trial) -> str:
     return trial.trial_id
 
 
-def trials_in_snapshots(experiment_dir: str) -> set[str]:
-    """Every trial id that Ray's snapshots of the experiment hold (experiment_state-*.json: one per Tune run of it, so
-    the trials of the runs before an extension too)."""
+def trials_no_snapshot_holds(experiment_dir: str, trial_ids: list[str]) -> list[str]:
+    """Those of `trial_ids` that none of Ray's snapshots of the experiment holds (experiment_state-*.json, one per Tune
+    run of it: the runs before an extension have their own). Read newest first, and only as far as needed."""
     fs, root = storage.resolve(experiment_dir)
-    snapshots = [
-        info.path for info in fs.get_file_info(pafs.FileSelector(root))
-        if posixpath.basename(info.path).startswith("experiment_state-") and info.path.endswith(".json")
-    ]
-    with _quiet_analysis():
-        return {trial.trial_id for path in snapshots for trial in tune.ExperimentAnalysis(path, storage_filesystem=fs).trials}
+    snapshots = sorted(
+        (info.path for info in fs.get_file_info(pafs.FileSelector(root))
+         if posixpath.basename(info.path).startswith("experiment_state-") and info.path.endswith(".json")),
+        reverse=True,
+    )
+    unknown = set(trial_ids)
+    for path in snapshots:
+        if not unknown:
+            break
+        with _quiet_analysis():
+            unknown -= {trial.trial_id for trial in tune.ExperimentAnalysis(path, storage_filesystem=fs).trials}
+    return sorted(unknown)
 
 
 @contextlib.contextmanager
