@@ -219,7 +219,9 @@ def _set_aside_lost_trials(directory: str) -> list[str]:
         return []
     fs, root = storage.resolve(directory)
     selector = pafs.FileSelector(posixpath.join(root, RECORDS_DIR), allow_not_found=True)
-    recorded = [posixpath.basename(info.path).removeprefix(trial_folder("")) for info in fs.get_file_info(selector)]
+    prefix = trial_folder("")
+    recorded = [name.removeprefix(prefix) for info in fs.get_file_info(selector)
+                if (name := posixpath.basename(info.path)).startswith(prefix)]
     lost = search.trials_no_snapshot_holds(directory, recorded)
     if lost:
         _set_aside(directory, lost, LOST_DIR)
