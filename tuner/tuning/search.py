@@ -247,13 +247,17 @@ def can_restore(experiment_dir: str) -> bool:
     """Ray saved the experiment far enough to resume it: its Tuner (tuner.pkl) and at least one snapshot of the
     trials (experiment_state-*.json). A driver killed between the two leaves a tuner.pkl that Tune restores into an
     experiment that runs one trial and stops, on every rerun."""
-    if not tune.Tuner.can_restore(experiment_dir):
-        return False
+    return tune.Tuner.can_restore(experiment_dir) and bool(_snapshots(experiment_dir)[1])
+
+
+def _snapshots(experiment_dir: str) -> tuple[pafs.FileSystem, list[str]]:
+    """Ray's snapshots of the experiment's trials (experiment_state-<time>.json, one per Tune run), newest first."""
     fs, root = storage.resolve(experiment_dir)
-    return any(
-        posixpath.basename(info.path).startswith("experiment_state-")
-        for info in fs.get_file_info(pafs.FileSelector(root))
-    )
+    paths = [
+        info.path for info in fs.get_file_info(pafs.FileSelector(root))
+        if posixpath.basename(info.path).startswith("experiment_state-") and info.path.endswith(".json")
+    ]
+    return fs, sorted(paths, reverse=True)
 
 
 # Experiments that tuner started before it had layer packages pickled these under their old module names.
@@ -294,12 +298,7 @@ def trial_dirname(trial) -> str:
 def trials_no_snapshot_holds(experiment_dir: str, trial_ids: list[str]) -> list[str]:
     """Those of `trial_ids` that none of Ray's snapshots of the experiment holds (experiment_state-*.json, one per Tune
     run of it: the runs before an extension have their own). Read newest first, and only as far as needed."""
-    fs, root = storage.resolve(experiment_dir)
-    snapshots = sorted(
-        (info.path for info in fs.get_file_info(pafs.FileSelector(root))
-         if posixpath.basename(info.path).startswith("experiment_state-") and info.path.endswith(".json")),
-        reverse=True,
-    )
+    fs, snapshots = _snapshots(experiment_dir)
     unknown = set(trial_ids)
     for path in snapshots:
         if not unknown:
