@@ -98,6 +98,8 @@ def study_plots(study, parameters: list[str], importances: list[str], folder) ->
     made = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # a parameter every trial drew one value of has an axis without extent: matplotlib widens it, and says so
+        warnings.filterwarnings("ignore", "Attempting to set identical", UserWarning)
         for file, caption, draw in wanted:
             if len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) < 2 and file != "history.png":
                 continue
