@@ -34,7 +34,7 @@ def ablation_spec(directory, values=(0.0, 0.1), seeds=(0, 1), factor="weight_dec
     return spec
 
 
-def write_trial(directory, trial_id, hp: Hyperparameters, epochs_metrics, stop_reason="finished"):
+def write_trial(directory, trial_id, hp: Hyperparameters, epochs_metrics, stop_reason="finished", device="cpu"):
     """epochs_metrics: one dict per epoch, e.g. {"val/recall@10": 0.2, "test/recall@10": 0.3}; missing metrics
     default to 0.1."""
     writer = records.RecordWriter(directory, trial_id, [K])
@@ -42,7 +42,7 @@ def write_trial(directory, trial_id, hp: Hyperparameters, epochs_metrics, stop_r
         last = epoch == len(epochs_metrics)
         row = {
             "experiment": "fake", "trial_id": trial_id, "attempt": 1, "model": "lightgcn", "dataset": "synthetic",
-            "split_hash": "abc", "seed": hp.seed, "device": "cpu", "trial_started": float(hash(trial_id) % 1000),
+            "split_hash": "abc", "seed": hp.seed, "device": device, "trial_started": float(hash(trial_id) % 1000),
             "epoch": epoch, "status": "ended" if last else "running", "stop_reason": stop_reason if last else None,
             "loss": 1.0 / epoch, "bpr_loss": 1.0 / epoch, "epoch_seconds": 1.0, "sample_seconds": 0.1,
             "eval_seconds": 0.1, "cumulative_seconds": float(epoch), "evaluated": metrics is not None,

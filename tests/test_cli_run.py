@@ -75,11 +75,12 @@ def test_best_config_trains_to_the_same_numbers(experiment):
     folder, _ = experiment
     result = tuner("best", "e2e", "--storage", _uri(folder), "--out", "best.yaml", cwd=folder)
     assert result.returncode == 0, result.stderr
-    train = tuner("train", "best.yaml", "--threads", "1", "--output", "best.json", cwd=folder)
+    header, how_to_run = (folder / "best.yaml").read_text().splitlines()[:2]
+    options = how_to_run.split("<this file> ")[1].split()  # as the header says: the trial's threads
+    train = tuner("train", "best.yaml", *options, "--output", "best.json", cwd=folder)
     assert train.returncode == 0, train.stderr
     trained = json.loads((folder / "best.json").read_text())
     frame = records.load(str(folder / "out" / "e2e"))
-    header = (folder / "best.yaml").read_text().splitlines()[0]
     trial_id = header.split("trial ")[1].split()[0]
     rows = frame[frame["trial_id"].astype(str) == trial_id].sort_values("epoch")
     assert [e["loss"] for e in trained["epochs"]] == pytest.approx(list(rows["loss"]), rel=1e-9)

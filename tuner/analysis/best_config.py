@@ -19,6 +19,14 @@ def best_spec_yaml(experiment: Experiment) -> str:
     header = (
         f"# best finished trial {best['trial_id']} of {spec.name}: {spec.metric} = {best[spec.metric]:.6f} "
         f"at epoch {best['best_epoch']}; {recall} there = {best[recall]:.6f}\n"
-        f"# run it again with: tuner train <this file> --threads 1\n"
+        f"# run it again with: tuner train <this file> {_as_the_trial_ran(experiment, best)}\n"
     )
     return header + yaml.safe_dump(document, sort_keys=False)
+
+
+def _as_the_trial_ran(experiment: Experiment, best) -> str:
+    """`tuner train`'s options that run the trial as it ran: on its GPU, or with its threads (a trial's torch
+    threads are its CPUs; another thread count changes the last digits)."""
+    if str(best.get("device", "cpu")).startswith("cuda"):
+        return "--device cuda"
+    return f"--threads {max(1, int(experiment.trial_resources['cpu']))}"
