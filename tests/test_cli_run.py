@@ -127,12 +127,14 @@ def test_report_reads_the_experiment_through_its_uri(experiment):
     assert (folder / "e2e-report" / "report.html").is_file()
 
 
-def test_the_next_hint_quotes_the_storage():
+def test_the_next_hint_names_report_best_and_records_with_the_storage_quoted():
     from tuner.analysis.console import run_summary_text
     from tuner.spec import validate_spec
 
     spec = validate_spec({"name": "e", "model": "mf", "storage": "runs; rm -rf ~"}, "test")
-    assert "tuner best e --storage 'runs; rm -rf ~'" in run_summary_text(_summary(spec, pd.DataFrame()))
+    hint = run_summary_text(_summary(spec, pd.DataFrame())).splitlines()[-1]
+    assert hint == ("next: tuner report e --storage 'runs; rm -rf ~'   |   tuner best e --storage 'runs; rm -rf ~'"
+                    "   |   tuner records e --storage 'runs; rm -rf ~'")
 
 
 def _summary(spec, trials: pd.DataFrame):

@@ -117,7 +117,7 @@ def run_summary_text(summary: RunSummary) -> str:
     if summary.interrupted:
         lines.append("interrupted: run the same command again to resume")
     where = f"{spec.name} --storage {shlex.quote(spec.storage)}"  # quoted: the line is made to be copied and run
-    lines.append(f"next: tuner best {where}   |   tuner records {where}")
+    lines.append(f"next: tuner report {where}   |   tuner best {where}   |   tuner records {where}")
     return "\n".join(lines)
 
 

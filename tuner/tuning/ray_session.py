@@ -4,6 +4,7 @@ background while the driver settles the run. With search.py and trainable.py, th
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -34,7 +35,7 @@ def start() -> bool:
     address = os.environ.get("RAY_ADDRESS")
     with contextlib.nullcontext() if address else _children_in_a_process_group_of_their_own(), _no_idle_workers():
         # workers' own output (Ray's checkpoint notices, library warnings) stays in Ray's session logs, not the console
-        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False)
+        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     if callable(sigterm_handler):
         signal.signal(signal.SIGTERM, sigterm_handler)
     return True
