@@ -2,6 +2,7 @@
 
 import warnings
 
+import matplotlib.pyplot as plt
 import optuna
 
 from tuner.analysis import plots
@@ -26,3 +27,10 @@ def test_a_parameter_every_trial_drew_the_same_value_is_plotted_without_warnings
         made = plots.study_plots(_study(100), ["lr", "samples_per_user"], ["lr", "samples_per_user"], tmp_path)
     assert [file for file, _ in made] == ["history.png", "importances.png", "parallel.png", "slice.png", "contour.png"]
     assert all((tmp_path / file).stat().st_size > 0 for file, _ in made)
+
+
+def test_optunas_style_stays_in_optunas_plots(tmp_path):
+    """Optuna's matplotlib plots switch to the ggplot style; the report's own plots, drawn after them, keep tuner's."""
+    with plt.rc_context({"axes.facecolor": "white"}):
+        plots.study_plots(_study(100), ["lr"], ["lr"], tmp_path)
+        assert plt.rcParams["axes.facecolor"] == "white"

@@ -96,7 +96,7 @@ def study_plots(study, parameters: list[str], importances: list[str], folder) ->
         wanted.append(("contour.png", f"contour of the two most important parameters ({importances[0]}, {importances[1]})",
                        lambda: optuna_plots.plot_contour(study, params=importances[:2])))
     made = []
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), plt.rc_context():  # Optuna's plots switch matplotlib to ggplot: for theirs only
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         # a parameter every trial drew one value of has an axis without extent: matplotlib widens it, and says so
         warnings.filterwarnings("ignore", "Attempting to set identical", UserWarning)
@@ -131,9 +131,9 @@ def pareto(trials: pd.DataFrame, front: pd.DataFrame, metric: str, path) -> None
     axis.scatter(trials["total_seconds"], trials[metric], s=14, color="grey", alpha=0.6, label="trials")
     axis.plot(front["total_seconds"], front[metric], marker="o", color="C0", drawstyle="steps-post",
               label="Pareto front")
-    for _, row in front.iterrows():
+    for position, (_, row) in enumerate(front.iterrows()):  # above and below in turn: neighbours' labels overlap
         axis.annotate(str(row["trial_id"]), (row["total_seconds"], row[metric]), fontsize=7,
-                      xytext=(3, 3), textcoords="offset points")
+                      xytext=(3, 3) if position % 2 == 0 else (3, -9), textcoords="offset points")
     axis.set_xlabel("trial seconds (training + evaluation)")
     axis.set_ylabel(f"{metric} (best epoch)")
     axis.grid(alpha=0.3)
