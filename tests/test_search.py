@@ -9,7 +9,7 @@ from tuner.experiment.layout import save_spec
 from tuner.recsys.hyperparameters import Hyperparameters
 from tuner.spec import validate_spec
 from tuner.tuning.run import prune_checkpoints, settle, with_base
-from tuner.tuning.search import EpochOptunaSearch
+from tuner.tuning.search import EpochOptunaSearch, optuna_sampler
 
 METRIC = f"val/recall@{K}"
 
@@ -57,6 +57,22 @@ def test_a_grid_sampler_that_stops_the_study_while_told_a_failure_does_not_crash
     searcher.suggest("only")
     searcher.on_trial_complete("only", {"epoch": 1, METRIC: float("-inf"), "diverged": True})
     assert [t.state.name for t in trials()] == ["FAIL"]
+
+
+def test_a_grid_search_ends_without_warnings(caplog):
+    """Optuna's GridSampler stops the study when the grid is done, which raises outside Optuna's optimize loop;
+    Ray's OptunaSearch printed that as a warning at the end of every grid search (every ablation)."""
+    spec = validate_spec({"name": "g", "model": "mf", "metric": METRIC, "fixed": {"k": [K]}, "search": {"sampler": "grid"},
+                          "params": {"lr": {"type": "categorical", "choices": [0.01, 0.02]}}}, "test")
+    searcher, trials = _searcher(sampler=optuna_sampler(spec),
+                                 lr=optuna.distributions.CategoricalDistribution([0.01, 0.02]))
+    with caplog.at_level("WARNING"):
+        for trial_id in ("a", "b"):
+            searcher.suggest(trial_id)
+            searcher.on_trial_complete(trial_id, {"epoch": 1, METRIC: 0.1})
+    assert sorted(t.params["lr"] for t in trials()) == [0.01, 0.02]
+    assert [t.state.name for t in trials()] == ["COMPLETE", "COMPLETE"]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []
 
 
 def _experiment(tmp_path, name="exp", **spec):

@@ -118,7 +118,16 @@ def optuna_sampler(spec: ExperimentSpec) -> optuna.samplers.BaseSampler:
     if search.sampler == "gp":
         return optuna.samplers.GPSampler(seed=search.seed)
     grid = {name: param.grid_values() for name, param in spec.searched().items()}
-    return optuna.samplers.GridSampler(grid, seed=search.seed)
+    return AskAndTellGridSampler(grid, seed=search.seed)
+
+
+class AskAndTellGridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler, told by Ray Tune. Once the grid is done, GridSampler stops the study's optimize loop
+    (`Study.stop`); Tune asks and tells without such a loop, so Study.stop raises and OptunaSearch logged its error
+    as a warning at the end of every grid search. Tune itself stops after `num_samples` trials: nothing to stop."""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        pass
 
 
 def scheduler(spec: ExperimentSpec):
