@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import NullFormatter  # noqa: E402
+from matplotlib.ticker import MaxNLocator, NullFormatter  # noqa: E402
 
 from tuner.vocabulary import metric_key  # noqa: E402
 
@@ -61,6 +61,7 @@ def ablation_curves(records: pd.DataFrame, trials: pd.DataFrame, factor: str, me
     axes[1].set_ylabel("training loss")
     for axis in axes:
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7)
     figure.suptitle("training curves per value (mean over seeds)")
@@ -118,6 +119,7 @@ def learning_curves(records: pd.DataFrame, trial_ids: list[str], metric: str, pa
         rows = records[(records["trial_id"] == trial_id) & records["evaluated"]].sort_values("epoch")
         axis.plot(rows["epoch"], rows[metric], marker=".", label=trial_id)
     axis.set_xlabel("epoch")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_ylabel(metric)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7, title="top trials")
