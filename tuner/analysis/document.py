@@ -69,9 +69,11 @@ def _markdown_table(frame: pd.DataFrame) -> str:
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
-table { border-collapse: collapse; margin: 1em 0; font-size: 13px; }
-th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
+.table { overflow-x: auto; margin: 1em 0; }  /* a wide table scrolls on its own, not the whole page */
+table { border-collapse: collapse; font-size: 13px; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; white-space: nowrap; }
 th { background: #f3f3f3; } td:first-child, td:last-child { text-align: left; }
+td:last-child { white-space: normal; min-width: 12em; }
 img { max-width: 100%; display: block; margin: 1em 0; } figcaption { color: #555; font-size: 13px; }
 """
 
@@ -85,7 +87,7 @@ def _html(title: str, sections: list[Section], out: Path) -> str:
             if block[0] == "text":
                 parts.append(f"<p>{_inline(block[1])}</p>")
             elif block[0] == "table":
-                parts.append(block[2].to_html(index=False, escape=True, border=0))
+                parts.append(f"<div class='table'>{block[2].to_html(index=False, escape=True, border=0)}</div>")
             else:
                 data = base64.b64encode((out / block[1]).read_bytes()).decode()
                 parts.append(f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(block[2])}'>"
