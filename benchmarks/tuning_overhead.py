@@ -113,7 +113,7 @@ def main() -> None:
         tuner_seconds = exited - launched
         if completed.returncode != 0:
             sys.exit(f"tuner run failed:\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}")
-        concurrent_trials = int(re.search(r"(\d+) trials at once", completed.stdout).group(1))
+        concurrent_trials = int(re.search(r"(\d+) trials? at once", completed.stdout).group(1))
         stages = fixed_cost_stages(timeline.read(str(timeline_file)), launched, exited)
         records = load(os.path.join(scratch, "runs", "overhead"))
         trial_compute = records.groupby("trial_id")["cumulative_seconds"].max().sum() / concurrent_trials

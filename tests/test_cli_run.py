@@ -164,6 +164,19 @@ def test_a_moved_unfinished_experiment_is_refused_before_anything_runs(tmp_path)
         run_experiment(spec)
 
 
+def test_trials_asking_for_a_gpu_this_machine_lacks_are_refused_before_anything_is_written(tmp_path):
+    """They would wait for a GPU forever on the local Ray instance tuner starts (on a cluster, tuner only warns: an
+    autoscaling cluster may add such a node)."""
+    (tmp_path / "spec.yaml").write_text(SPEC)
+    result = tuner("run", "spec.yaml", "--storage", "out", "--set", "resources.cpu=1", "--set", "resources.gpu=1",
+                   cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: resources.gpu: each trial asks for 1 GPU, but Ray has no GPU on this machine; ask for less, or leave "
+        "resources: auto")
+    assert not (tmp_path / "out" / "e2e").exists()
+
+
 def test_the_summary_prints_null_and_whole_epochs():
     from tuner.analysis.console import run_summary_text
     from tuner.spec import validate_spec

@@ -67,7 +67,23 @@ def test_explicit_values_win():
 
 
 def test_a_cluster_without_room_for_a_trial_still_runs_one_at_a_time():
-    assert plan(_spec(), ML100K, Cluster(cpus=0, gpus=0)).max_concurrent == 1
+    chosen = plan(_spec(), ML100K, Cluster(cpus=0, gpus=0))
+    assert chosen.max_concurrent == 1
+    assert chosen.describe(Cluster(0, 0)) == "1 trial at once, each 1 CPU (0 CPUs, no GPU)"
+
+
+def test_what_a_trial_asks_for_and_ray_lacks_is_named():
+    """On a fixed machine such trials would wait for resources forever (`tuner run` refuses them there)."""
+    laptop = Cluster(cpus=2, gpus=0)
+    assert plan(_spec(resources={"cpu": 1, "gpu": 0.5}), ML100K, laptop).unmet(laptop) == (
+        "resources.gpu: each trial asks for 0.5 GPU, but Ray has no GPU")
+    assert plan(_spec(resources={"cpu": 4}), ML100K, laptop).unmet(laptop) == (
+        "resources.cpu: each trial asks for 4 CPUs, but Ray has 2 CPUs")
+    assert plan(_spec(resources={"cpu": 2}), ML100K, laptop).unmet(laptop) is None
+    assert plan(_spec(), ML100K, laptop).unmet(laptop) is None  # auto always fits
+    gpu_box = Cluster(cpus=16, gpus=1, gpu_memory=80 * GIB)
+    assert plan(_spec(resources={"cpu": 1, "gpu": 2}), ML100K, gpu_box).unmet(gpu_box) == (
+        "resources.gpu: each trial asks for 2 GPUs, but Ray has 1 GPU")
 
 
 def test_auto_can_be_written_out():

@@ -86,6 +86,11 @@ def _in_terminal_foreground(group: int) -> bool:
         return False
 
 
+def joined_a_cluster() -> bool:
+    """Whether start() joined the cluster at $RAY_ADDRESS rather than starting a local instance."""
+    return bool(os.environ.get("RAY_ADDRESS"))
+
+
 def cluster() -> Cluster:
     resources = ray.cluster_resources()
     gpus = resources.get("GPU", 0.0)

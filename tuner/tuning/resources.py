@@ -52,7 +52,18 @@ class Plan:
         estimate = ""
         if self.gpu_bytes_per_trial:
             estimate = f"; about {self.gpu_bytes_per_trial / 2**30:.1f} GiB of GPU memory per trial"
-        return f"{self.max_concurrent} trials at once, each {per_trial} ({machine}{estimate})"
+        trials = "1 trial" if self.max_concurrent == 1 else f"{self.max_concurrent} trials"
+        return f"{trials} at once, each {per_trial} ({machine}{estimate})"
+
+    def unmet(self, cluster: Cluster) -> str | None:
+        """What one trial asks for and the cluster does not have (None when a trial fits): such trials would wait
+        for resources forever on a fixed machine, or until an autoscaling cluster adds a node that has them."""
+        for name, each, total in (("gpu", self.gpu, cluster.gpus), ("cpu", self.cpu, cluster.cpus)):
+            if each > total + 1e-9:
+                unit = name.upper()
+                has = _count(total, unit) if total else f"no {unit}"
+                return f"resources.{name}: each trial asks for {_count(each, unit)}, but Ray has {has}"
+        return None
 
 
 def plan(spec: ExperimentSpec, graph: GraphSize, cluster: Cluster) -> Plan:
@@ -119,6 +130,10 @@ def _fits(total: float, each: float) -> int:
 
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _count(value: float, unit: str) -> str:
+    return f"{_number(value)} {unit}" + ("s" if value > 1 else "")
 
 
 def _gpu_share(fraction: float) -> str:

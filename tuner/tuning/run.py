@@ -153,6 +153,11 @@ def _run(
         search, data = prepared.result()
     print(data.summary(), flush=True)
     try:
+        cluster = ray_session.cluster()
+        plan = resources.plan(spec, resources.GraphSize(data.num_users, data.num_items, data.train.shape[1]), cluster)
+        unmet = plan.unmet(cluster)
+        if unmet and started_ray and not ray_session.joined_a_cluster():
+            raise SpecError(f"{unmet} on this machine; ask for less, or leave resources: auto")
         restore = existing and extending is None and search.can_restore(directory)
         if existing and not restore and extending is None and _has_records(directory):
             raise SpecError(
@@ -161,9 +166,10 @@ def _run(
             )
         if not restore and extending is None and storage.is_dir(directory):
             storage.remove_tree(directory)  # --fresh, or it never got as far as a restorable state
-        cluster = ray_session.cluster()
-        plan = resources.plan(spec, resources.GraphSize(data.num_users, data.num_items, data.train.shape[1]), cluster)
         print(f"{'resuming ' + directory if restore else spec.name}: {plan.describe(cluster)}", flush=True)
+        if unmet:
+            print(f"note: {unmet} now: trials wait until a node that has it joins (an autoscaling cluster adds one)",
+                  flush=True)
         if restore:
             _set_aside_lost_trials(directory)
         if restore and restart_errored:
