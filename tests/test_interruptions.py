@@ -80,6 +80,7 @@ def test_a_run_killed_stopped_or_interrupted_resumes_each_time_and_finishes(tmp_
     output, _ = driver.communicate(timeout=300)
     assert driver.returncode == 130, output[-3000:]
     assert "interrupted: run the same command again to resume" in output
+    assert "Tuner.restore" not in output  # Ray Tune's advice, which is not how a tuner user resumes
 
     # 3. Killed mid-run: the rerun resumed and got further. The trials a killed driver had started after Ray's last
     #    snapshot of the run are set aside (lost/) when the next run starts, and the search runs others instead.

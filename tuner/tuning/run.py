@@ -185,7 +185,7 @@ def _run(
         provenance.record(directory, {"cpu": plan.cpu, "gpu": plan.gpu})
         pending_baselines = search.start_baselines(spec, data, directory)
         timeline.mark("fit_start")
-        tuner.fit()
+        search.fit(tuner)
         timeline.mark("fit_end")
         search.finish_baselines(directory, pending_baselines)
     finally:

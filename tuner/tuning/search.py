@@ -317,6 +317,23 @@ def trials_no_snapshot_holds(experiment_dir: str, trial_ids: list[str]) -> list[
     return sorted(unknown)
 
 
+def fit(tuner: tune.Tuner) -> None:
+    """Tuner.fit, without Ray Tune's advice to resume an interrupted run with `Tuner.restore(...)`: a tuner user
+    runs the same command again (the run's summary says so)."""
+    logger = logging.getLogger("ray.tune.tune")
+    no_restore_hint = _NoRestoreHint()
+    logger.addFilter(no_restore_hint)
+    try:
+        tuner.fit()
+    finally:
+        logger.removeFilter(no_restore_hint)
+
+
+class _NoRestoreHint(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tuner.restore(" not in record.getMessage()
+
+
 @contextlib.contextmanager
 def _quiet_analysis():
     """ExperimentAnalysis warns about every trial without results yet (a pending one): not news to a user."""
