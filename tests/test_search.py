@@ -1,6 +1,8 @@
 """The tuning code's pure parts, without a Ray cluster: the searcher's corrections to OptunaSearch (told to it
 the way Tune does), settling an experiment's stop reasons, pruning checkpoints, and `base:`."""
 
+import warnings
+
 import optuna
 import pytest
 
@@ -29,6 +31,18 @@ def test_intermediate_values_are_indexed_by_epoch_not_by_report_count():
     searcher.on_trial_complete("t1", {"epoch": 10, METRIC: 0.3})
     (trial,) = trials()
     assert trial.intermediate_values == {5: 0.2, 10: 0.3} and trial.state.name == "COMPLETE" and trial.value == 0.3
+
+
+def test_epochs_a_resumed_trial_runs_again_are_told_once():
+    """A trial resumed from its checkpoint at epoch 2 runs epoch 3 again: Optuna keeps the first value, and warned
+    on every such epoch."""
+    searcher, trials = _searcher()
+    searcher.suggest("t1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for epoch in (1, 2, 3, 3, 4):
+            searcher.on_trial_result("t1", {"epoch": epoch, METRIC: 0.1 * epoch})
+    assert trials()[0].intermediate_values == {1: 0.1, 2: 0.2, 3: 0.1 * 3, 4: 0.4}
 
 
 def test_diverged_and_errored_trials_are_failed_not_complete():

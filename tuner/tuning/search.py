@@ -40,9 +40,9 @@ if TYPE_CHECKING:
 
 class EpochOptunaSearch(OptunaSearch):
     """OptunaSearch with four corrections: intermediate values are indexed by epoch (not Tune's report
-    count); a diverged trial is FAILED rather than COMPLETE with a fake value; an errored trial is FAILED
-    even when it had reported results (OptunaSearch would tell Optuna COMPLETE with its last value); and trials
-    it never suggested are left alone.
+    count), and an epoch a resumed trial runs again is told once; a diverged trial is FAILED rather than COMPLETE
+    with a fake value; an errored trial is FAILED even when it had reported results (OptunaSearch would tell Optuna
+    COMPLETE with its last value); and trials it never suggested are left alone.
 
     FAILED goes through OptunaSearch's own completion with no result and error=True, which tells Optuna FAIL inside
     its guard: a sampler that raises while being told (GridSampler calls study.stop() after the last grid point,
@@ -55,6 +55,7 @@ class EpochOptunaSearch(OptunaSearch):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._suggested: set[str] | None = set()  # None: not known (a state saved by a tuner that did not keep it)
+        self._last_epoch_told: dict[str, int] = {}
 
     def suggest(self, trial_id: str):
         suggestion = super().suggest(trial_id)
@@ -63,8 +64,8 @@ class EpochOptunaSearch(OptunaSearch):
         return suggestion
 
     def restore(self, checkpoint_path: str) -> None:
-        self._suggested = None
-        super().restore(checkpoint_path)  # sets _suggested, unless the state was saved before tuner kept it
+        self._suggested, self._last_epoch_told = None, {}
+        super().restore(checkpoint_path)  # sets both, unless the state was saved before tuner kept them
 
     def _suggested_it(self, trial_id: str) -> bool:
         return self._suggested is None or trial_id in self._suggested
@@ -72,6 +73,9 @@ class EpochOptunaSearch(OptunaSearch):
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if result.get("diverged") or not self._suggested_it(trial_id):
             return
+        if result["epoch"] <= self._last_epoch_told.get(trial_id, 0):
+            return  # a trial resumed from its checkpoint runs the epochs after it again: Optuna has them (and warns)
+        self._last_epoch_told[trial_id] = result["epoch"]
         super().on_trial_result(trial_id, {**result, "training_iteration": result["epoch"]})
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
