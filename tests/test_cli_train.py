@@ -35,8 +35,9 @@ def test_train_prints_epochs_and_final_metrics_and_writes_json(tmp_path):
     assert (tmp_path / "out.json").stat().st_mode & 0o777 == 0o644
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split()[:4] == ["epoch", "loss", "train", "s"]
-    assert [line.split()[0] for line in lines[1:4]] == ["1", "2", "3"]
+    assert lines[0].startswith("synthetic: 60 users, 40 items")  # what it trains on, before the first epoch
+    assert lines[1].split()[:4] == ["epoch", "loss", "train", "s"]
+    assert [line.split()[0] for line in lines[2:5]] == ["1", "2", "3"]
     assert "best epoch" in result.stdout and "MostPop baseline" in result.stdout
     for split in ("train", "val", "test"):
         assert any(line.startswith(split) for line in lines)
@@ -169,7 +170,7 @@ def test_an_interrupted_train_resumes_from_its_checkpoint_as_if_never_stopped(tm
     monkeypatch.setattr(training, "PROCESS_CALLBACKS", [_InterruptAtEpoch(1, 2)])  # saved: they must not run again
     resumed = tuner("train", spec, *common, "--checkpoint", checkpoint, "--output", tmp_path / "resumed.json")
     assert resumed.returncode == 0, resumed.stderr
-    assert [line.split()[0] for line in resumed.stdout.splitlines()[1:5]] == ["1", "2", "3", "4"]
+    assert [line.split()[0] for line in resumed.stdout.splitlines()[2:6]] == ["1", "2", "3", "4"]
     assert _epochs_without_times(tmp_path / "resumed.json") == _epochs_without_times(tmp_path / "whole.json")
 
 

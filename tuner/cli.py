@@ -122,7 +122,8 @@ def train(
 
     try:
         with _sigterm_stops_like_ctrl_c():
-            outcome = run_training(experiment, data_dir, device, on_epoch=show, checkpoint=checkpoint)
+            outcome = run_training(experiment, data_dir, device, on_epoch=show, checkpoint=checkpoint,
+                                   on_data=lambda data: typer.echo(data.summary()))
     except KeyboardInterrupt:
         if checkpoint is not None and checkpoint.exists():
             typer.echo(f"the same command continues from the last checkpoint in {checkpoint}", err=True)

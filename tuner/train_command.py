@@ -36,11 +36,14 @@ def train(
     device: str = "auto",
     on_epoch: Callable[[EpochResult], None] = lambda result: None,
     checkpoint: Path | None = None,
+    on_data: Callable[[SplitData], None] = lambda data: None,
 ) -> TrainOutcome:
     """`checkpoint`: a file that holds the run's state every `failure.checkpoint_every` epochs and at the last one;
-    when it exists, training continues from it (epochs before it are not recomputed, but passed to `on_epoch`)."""
+    when it exists, training continues from it (epochs before it are not recomputed, but passed to `on_epoch`).
+    `on_data` gets the prepared dataset before the first epoch."""
     hp = spec.fixed
     data = prepare(spec.dataset, data_dir)
+    on_data(data)
     torch_device = resolve_device(device)
     trainer = Trainer(build_model_for(spec.model, data, hp), data, hp, torch_device)
     epochs: list[EpochResult] = []

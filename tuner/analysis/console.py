@@ -68,7 +68,6 @@ def final_table(outcome: TrainOutcome) -> str:
     spec, best = outcome.spec, outcome.best
     parts = [
         "",
-        outcome.data.summary(),
         f"best epoch {best.epoch} of {len(outcome.epochs)} by {spec.metric} ({spec.mode}); "
         f"device {outcome.device}; {sum(r.train_seconds for r in outcome.epochs):.1f} s training",
         metrics_table(best.metrics, spec.fixed.k),
@@ -77,7 +76,7 @@ def final_table(outcome: TrainOutcome) -> str:
         metrics_table(outcome.most_popular, spec.fixed.k, splits=("val", "test")),
     ]
     if best.metrics.get(users_key("val"), 0) == 0:
-        parts.insert(3, "no validation edges (dataset.split.val is 0): the last evaluated epoch is reported")
+        parts.insert(2, "no validation edges (dataset.split.val is 0): the last evaluated epoch is reported")
     return "\n".join(parts)
 
 
