@@ -38,8 +38,9 @@ def tuner(*args, cwd=None) -> Outcome:
 
 
 def tuner_subprocess(*args, cwd=None) -> Outcome:
-    """`python -m tuner ARGS` in a fresh process, as a user runs it."""
-    env = {**os.environ, "TUNER_OFFLINE": "1"}
+    """`python -m tuner ARGS` in a fresh process, as a user runs it (without the RAY_AUTH_MODE that a Ray started
+    in this test process sets here)."""
+    env = {**{k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}, "TUNER_OFFLINE": "1"}
     result = subprocess.run([sys.executable, "-m", "tuner", *map(str, args)], capture_output=True, text=True, env=env,
                             cwd=cwd, timeout=300)
     return Outcome(result.returncode, result.stdout, result.stderr)

@@ -50,6 +50,7 @@ def test_run_summarises_and_exits_zero(experiment):
     assert [line.split("]")[0] for line in progress] == ["[1/3", "[2/3", "[3/3"]  # one line per ended trial
     assert all(" finished: val/recall@10 " in line and "lr=" in line for line in progress)
     assert len(result.stdout.splitlines()) < 20  # not Tune's tables
+    assert result.stderr == ""  # nor Ray's log lines (its token-authentication notice included)
     assert (folder / "out" / "e2e" / "optuna.db").is_file()
     assert epochs_written(folder / "out" / "e2e" / "records") == {f"trial_id={t}": 3 for t in _trial_ids(folder)}
     assert not list((folder / "out" / "e2e" / "records").glob("*/epoch=*.parquet"))  # ended trials are compacted

@@ -33,12 +33,32 @@ def start() -> bool:
         return False
     sigterm_handler = signal.getsignal(signal.SIGTERM)
     address = os.environ.get("RAY_ADDRESS")
-    with contextlib.nullcontext() if address else _children_in_a_process_group_of_their_own(), _no_idle_workers():
+    with (contextlib.nullcontext() if address else _children_in_a_process_group_of_their_own(), _no_idle_workers(),
+          contextlib.nullcontext() if address else _no_token_notice()):
         # workers' own output (Ray's checkpoint notices, library warnings) stays in Ray's session logs, not the console
         ray.init(address=address or "local", include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     if callable(sigterm_handler):
         signal.signal(signal.SIGTERM, sigterm_handler)
     return True
+
+
+@contextlib.contextmanager
+def _no_token_notice():
+    """A new local Ray turns token authentication on, and says so in a warning line on every run ("Set
+    RAY_AUTH_MODE=disabled to opt out"): not news from the instance tuner starts for itself, so that line is left
+    out (authentication stays on; RAY_AUTH_MODE set by the user is respected and Ray then says nothing)."""
+    logger = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    notice = _TokenNotice()
+    logger.addFilter(notice)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notice)
+
+
+class _TokenNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
 
 
 @contextlib.contextmanager
