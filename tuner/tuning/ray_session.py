@@ -42,23 +42,33 @@ def start() -> bool:
     return True
 
 
-@contextlib.contextmanager
 def _no_token_notice():
     """A new local Ray turns token authentication on, and says so in a warning line on every run ("Set
     RAY_AUTH_MODE=disabled to opt out"): not news from the instance tuner starts for itself, so that line is left
     out (authentication stays on; RAY_AUTH_MODE set by the user is respected and Ray then says nothing)."""
-    logger = logging.getLogger("ray._private.authentication.authentication_token_setup")
-    notice = _TokenNotice()
-    logger.addFilter(notice)
+    return without_log_lines("ray._private.authentication.authentication_token_setup",
+                             "Token authentication is enabled for this Ray cluster")
+
+
+@contextlib.contextmanager
+def without_log_lines(logger_name: str, containing: str):
+    """While the block runs, the lines of Ray's logger `logger_name` that contain `containing` are left out."""
+    logger = logging.getLogger(logger_name)
+    line_filter = _Without(containing)
+    logger.addFilter(line_filter)
     try:
         yield
     finally:
-        logger.removeFilter(notice)
+        logger.removeFilter(line_filter)
 
 
-class _TokenNotice(logging.Filter):
+class _Without(logging.Filter):
+    def __init__(self, containing: str):
+        super().__init__()
+        self.containing = containing
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
+        return self.containing not in record.getMessage()
 
 
 @contextlib.contextmanager

@@ -30,6 +30,7 @@ from tuner.experiment.study_export import optuna_distribution
 from tuner.recsys.data import SplitData
 from tuner.spec import ExperimentSpec
 from tuner.tuning.progress import ProgressLines
+from tuner.tuning.ray_session import without_log_lines
 from tuner.tuning.resources import Plan
 from tuner.tuning.trainable import train_trial
 from tuner.vocabulary import PRODUCED_METRICS, StopReason, decode_param, param_column
@@ -324,18 +325,8 @@ def trials_no_snapshot_holds(experiment_dir: str, trial_ids: list[str]) -> list[
 def fit(tuner: tune.Tuner) -> None:
     """Tuner.fit, without Ray Tune's advice to resume an interrupted run with `Tuner.restore(...)`: a tuner user
     runs the same command again (the run's summary says so)."""
-    logger = logging.getLogger("ray.tune.tune")
-    no_restore_hint = _NoRestoreHint()
-    logger.addFilter(no_restore_hint)
-    try:
+    with without_log_lines("ray.tune.tune", "Tuner.restore("):
         tuner.fit()
-    finally:
-        logger.removeFilter(no_restore_hint)
-
-
-class _NoRestoreHint(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "Tuner.restore(" not in record.getMessage()
 
 
 @contextlib.contextmanager
