@@ -192,6 +192,8 @@ def test_an_unreachable_cluster_is_one_line_and_not_bad_input():
     env.pop("RAY_ADDRESS", None)
     result = _tuner("jobs", "list", "--address", f"http://127.0.0.1:{_free_port()}", env=env)
     assert result.returncode == 1 and result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+    assert result.stderr.endswith(
+        "Is the cluster up and its dashboard forwarded here (`ray dashboard cluster.yaml`), or is it at another --address?\n")
 
 
 def test_only_an_authentication_error_counts_as_bad_input(monkeypatch):

@@ -84,6 +84,9 @@ def client(address: str, allow_insecure: bool = False):
         return JobSubmissionClient(address)
     except AuthenticationError as exc:  # the caller's credentials: bad input (exit 2)
         raise SpecError(f"{address}: {_one_line(exc)}") from None
+    except ConnectionError as exc:  # nothing answers there: unreachable, try again later (exit 1)
+        raise ClusterError(f"{address}: {_one_line(exc)} Is the cluster up and its dashboard forwarded here "
+                           "(`ray dashboard cluster.yaml`), or is it at another --address?") from None
     except Exception as exc:  # connection refused, version mismatch: unreachable or failing, try again later (exit 1)
         raise ClusterError(f"{address}: {_one_line(exc)}") from None
 
