@@ -15,6 +15,11 @@ class DataError(TunerError):
     """A dataset that is missing, unreadable, empty, or cannot be split or sampled."""
 
 
+class StorageError(TunerError):
+    """A storage location (a folder or URI) that cannot be parsed or reached: an unknown scheme, a bucket that
+    does not resolve."""
+
+
 class DivergedError(TunerError):
     """Training produced a non-finite loss; the run is over and must not be retried."""
 

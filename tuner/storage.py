@@ -13,15 +13,21 @@ from typing import Iterator
 
 import pyarrow.fs as pafs
 
+from tuner.errors import StorageError
+
 
 def is_uri(location: str) -> bool:
     return "://" in location
 
 
 def resolve(location: str) -> tuple[pafs.FileSystem, str]:
-    """The filesystem and the path inside it."""
+    """The filesystem and the path inside it (StorageError, one line, for a URI pyarrow cannot parse or reach)."""
     if is_uri(location):
-        return pafs.FileSystem.from_uri(location)
+        try:
+            return pafs.FileSystem.from_uri(location)
+        except (OSError, ValueError) as exc:  # an unknown scheme; a bucket whose region cannot be resolved
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StorageError(f"{location}: {reason}") from None
     return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(location))
 
 
