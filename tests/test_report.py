@@ -198,7 +198,12 @@ def test_a_tuning_report_shows_the_baselines(tmp_path):
         write_trial(str(directory), trial_id, Hyperparameters(lr=lr, k=[K]), [{f"val/recall@{K}": lr}] * 2)
     write_baselines(str(directory), {f"test/precision@{K}": 0.0731})
     out = write_report(Experiment.open(str(directory)))
-    assert "Baselines on the same split" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    # each table comes after the text that explains it, and before the next one's text
+    places = [report.index(text) for text in (
+        "Best trials:", "(CSV: `tables/best_trials.csv`)", "Baselines on the same split", "(CSV: `tables/baselines.csv`)",
+        "Quality against cost:", "(CSV: `tables/pareto.csv`)")]
+    assert places == sorted(places)
     assert pd.read_csv(out / "tables" / "baselines.csv")[f"test/precision@{K}"].tolist() == [0.0731]
     # quality against cost: both trials ran 2 s (write_trial: one second per epoch); b is better, a no cheaper
     pareto = pd.read_csv(out / "tables" / "pareto.csv")

@@ -69,7 +69,8 @@ def _markdown_table(frame: pd.DataFrame) -> str:
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
-.table { overflow-x: auto; margin: 1em 0; }  /* a wide table scrolls on its own, not the whole page */
+.table { overflow-x: auto; margin: 1em 0 0.2em; }  /* a wide table scrolls on its own, not the whole page */
+.csv { color: #555; font-size: 12px; margin-top: 0; }
 table { border-collapse: collapse; font-size: 13px; }
 th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; white-space: nowrap; }
 th { background: #f3f3f3; } td:first-child, td:last-child { text-align: left; }
@@ -87,7 +88,8 @@ def _html(title: str, sections: list[Section], out: Path) -> str:
             if block[0] == "text":
                 parts.append(f"<p>{_inline(block[1])}</p>")
             elif block[0] == "table":
-                parts.append(f"<div class='table'>{block[2].to_html(index=False, escape=True, border=0)}</div>")
+                parts.append(f"<div class='table'>{block[2].to_html(index=False, escape=True, border=0)}</div>"
+                             f"<p class='csv'>CSV: <code>tables/{html.escape(block[1])}.csv</code></p>")
             else:
                 data = base64.b64encode((out / block[1]).read_bytes()).decode()
                 parts.append(f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(block[2])}'>"

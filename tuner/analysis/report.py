@@ -132,7 +132,6 @@ def _ablation(experiment: Experiment, factor: str, out: Path) -> Section:
     ]
     shown["p (users, vs best)"] = [_p(wilcoxon) if v == runner_up else "" for v in table["value"]]
     shown["flag"] = flags
-    section.table(f"ablation_{factor}", shown)
     section.text(
         f"Top-{k} precision and recall, mean ± std over seeds, each trial at its best-validation epoch (*seconds*: "
         f"a trial's mean training and evaluation time, what the value costs); the best "
@@ -142,6 +141,7 @@ def _ablation(experiment: Experiment, factor: str, out: Path) -> Section:
         f"better than MostPop, or the very same metrics as another value (everyone gets the same popular items)."
         + (f" {len(trials) - len(usable)} trial(s) failed or diverged and are left out." if len(trials) > len(usable) else "")
     )
+    section.table(f"ablation_{factor}", shown)
     plots.ablation_values(table, factor, k, out / "plots" / f"ablation_{factor}.png")
     section.image(f"plots/ablation_{factor}.png", f"{factor}: validation and test precision/recall@{k} per value")
     plots.ablation_curves(records, usable, factor, spec.metric, out / "plots" / f"curves_{factor}.png")
@@ -166,21 +166,23 @@ def _tuning(experiment: Experiment, out: Path) -> Section:
         "seconds": top["total_seconds"].map(_seconds),
         **{name: top[param_column(name)].map(format_value) for name in searched},
     })
-    section.table("best_trials", shown)
     section.text("Best trials: finished trials first (ranked by validation), then early-stopped ones, which are "
                  "never ranked as if they had finished. Test metrics at each trial's best-validation epoch.")
+    section.table("best_trials", shown)
     if not baselines.empty:
+        section.text("Baselines on the same split (MF at its best-validation epoch): a trial that does not beat them "
+                     "has learnt nothing the popularity of items does not already say.")
         section.table("baselines", pd.DataFrame({
             "baseline": baselines["baseline"],
             "seed": baselines["seed"].map(lambda s: "-" if pd.isna(s) else str(int(s))),
             spec.metric: baselines[spec.metric].map(_f),
             **{column: baselines[column].map(_f) for column in test_columns},
         }))
-        section.text("Baselines on the same split (MF at its best-validation epoch): a trial that does not beat them "
-                     "has learnt nothing the popularity of items does not already say.")
     _pareto(section, experiment, out)
     importances = parameter_importances(spec, records, trials)
     if not importances.empty:
+        section.text(f"Parameter importances (Optuna's fANOVA on the finished trials): the share of the variation of "
+                     f"`{spec.metric}` each searched parameter explains.")
         section.table("importances", importances.assign(importance=importances["importance"].map(_f)))
     else:
         section.text("Parameter importances need at least two finished trials with varying parameters.")
@@ -198,6 +200,9 @@ def _pareto(section: Section, experiment: Experiment, out: Path) -> None:
     if front.empty:
         return
     cost = experiment.trial_resources
+    section.text("Quality against cost: the trials that no other trial beats on validation in fewer seconds "
+                 "(cheapest first). A trial's seconds are its training and evaluation time; CPU and GPU seconds are "
+                 "those times what the trial held. Early-stopped trials count with the time they ran.")
     section.table("pareto", pd.DataFrame({
         "trial": front["trial_id"],
         spec.metric: front[spec.metric].map(_f),
@@ -207,9 +212,6 @@ def _pareto(section: Section, experiment: Experiment, out: Path) -> None:
         "stop reason": front["stop_reason"],
         **{name: front[param_column(name)].map(format_value) for name in spec.searched()},
     }))
-    section.text("Quality against cost: the trials that no other trial beats on validation in fewer seconds "
-                 "(cheapest first). A trial's seconds are its training and evaluation time; CPU and GPU seconds are "
-                 "those times what the trial held. Early-stopped trials count with the time they ran.")
     usable = trials[trials["stop_reason"].isin(PRODUCED_METRICS)].dropna(subset=["total_seconds"])
     plots.pareto(usable, front, spec.metric, out / "plots" / "pareto.png")
     section.image("plots/pareto.png", f"{spec.metric} against trial seconds; the line is the Pareto front")
