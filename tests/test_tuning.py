@@ -230,7 +230,7 @@ def test_state_saved_before_the_layer_packages_still_restores():
     assert pickle.loads(b"ctuner.trainable\ntrain_trial\n.") is trainable.train_trial
 
 
-def test_a_finished_search_grows_with_more_samples_and_keeps_what_it_learnt(tmp_path, ray_with_faults):
+def test_a_finished_search_grows_with_more_samples_and_keeps_what_it_learnt(tmp_path, ray_with_faults, capsys):
     """num_samples 3 -> 5: the same experiment and study, two trials more; the first three untouched."""
     _set_faults(ray_with_faults)
     search = {"sampler": "tpe", "num_samples": 3, "max_concurrent": 2}
@@ -239,7 +239,9 @@ def test_a_finished_search_grows_with_more_samples_and_keeps_what_it_learnt(tmp_
     before = first.experiment.trials.set_index("trial_id")[["param_lr", "val/recall@10"]]
     with pytest.raises(SpecError, match="can grow, not shrink"):
         run_experiment(tiny_spec(tmp_path, params=params, search={**search, "num_samples": 2}))
+    capsys.readouterr()
     grown = run_experiment(tiny_spec(tmp_path, params=params, search={**search, "num_samples": 5}))
+    assert "tiny, growing from 3 to 5 trials: 2 trials at once" in capsys.readouterr().out
     assert grown.exit_code == 0 and grown.counts["finished"] == 5 and len(grown.trials) == 5
     after = grown.experiment.trials.set_index("trial_id")[["param_lr", "val/recall@10"]]
     assert after.loc[before.index].equals(before)  # the first trials are as they were

@@ -166,7 +166,13 @@ def _run(
             )
         if not restore and extending is None and storage.is_dir(directory):
             storage.remove_tree(directory)  # --fresh, or it never got as far as a restorable state
-        print(f"{'resuming ' + directory if restore else spec.name}: {plan.describe(cluster)}", flush=True)
+        if restore:
+            what = f"resuming {directory}"
+        elif extending is not None:
+            what = f"{spec.name}, growing from {extending.trial_count()} to {spec.trial_count()} trials"
+        else:
+            what = spec.name
+        print(f"{what}: {plan.describe(cluster)}", flush=True)
         if unmet:
             print(f"note: {unmet} now: trials wait until a node that has it joins (an autoscaling cluster adds one)",
                   flush=True)
