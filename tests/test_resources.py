@@ -86,6 +86,19 @@ def test_what_a_trial_asks_for_and_ray_lacks_is_named():
         "resources.gpu: each trial asks for 2 GPUs, but Ray has 1 GPU")
 
 
+def test_a_trial_must_fit_on_one_node_of_a_cluster():
+    """Ray places a trial's CPUs and GPUs on one node: 8 CPUs spread over two 4-CPU nodes do not make room."""
+    cluster = Cluster(cpus=12, gpus=2, nodes=((4, 0), (4, 1), (4, 1)))
+    assert plan(_spec(resources={"cpu": 8}), ML100K, cluster).unmet(cluster) == (
+        "resources.cpu: each trial asks for 8 CPUs, but Ray's largest node has 4 CPUs")
+    assert plan(_spec(resources={"cpu": 1, "gpu": 2}), ML100K, cluster).unmet(cluster) == (
+        "resources.gpu: each trial asks for 2 GPUs, but Ray's largest node has 1 GPU")
+    assert plan(_spec(resources={"cpu": 4, "gpu": 1}), ML100K, cluster).unmet(cluster) is None
+    no_workers_yet = Cluster(cpus=0, gpus=0, nodes=((0, 0),))  # an autoscaling cluster's head runs no trials
+    assert plan(_spec(), ML100K, no_workers_yet).unmet(no_workers_yet) == (
+        "resources.cpu: each trial asks for 1 CPU, but Ray has no CPU")
+
+
 def test_auto_can_be_written_out():
     spec = _spec(resources="auto", search={"max_concurrent": "auto"})
     assert (spec.resources, spec.search.max_concurrent) == ("auto", "auto")

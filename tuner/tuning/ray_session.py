@@ -124,7 +124,9 @@ def joined_a_cluster() -> bool:
 def cluster() -> Cluster:
     resources = ray.cluster_resources()
     gpus = resources.get("GPU", 0.0)
-    return Cluster(cpus=resources.get("CPU", 0.0), gpus=gpus, gpu_memory=gpu_memory() if gpus else None)
+    nodes = tuple((node["Resources"].get("CPU", 0.0), node["Resources"].get("GPU", 0.0))
+                  for node in ray.nodes() if node.get("Alive"))
+    return Cluster(cpus=resources.get("CPU", 0.0), gpus=gpus, gpu_memory=gpu_memory() if gpus else None, nodes=nodes)
 
 
 def gpu_memory() -> int | None:

@@ -30,6 +30,14 @@ class Cluster:
     cpus: float
     gpus: float
     gpu_memory: int | None = None
+    nodes: tuple[tuple[float, float], ...] = ()  # (CPUs, GPUs) of each node that is up; () when not known
+
+    def largest_node_for(self, gpus: float) -> tuple[float, float]:
+        """The (CPUs, GPUs) of the node with the most CPUs among those with at least `gpus` GPUs, or of the node
+        with the most GPUs when none has that many: a trial's CPUs and GPUs must all be on one node."""
+        nodes = self.nodes or ((self.cpus, self.gpus),)
+        with_gpus = [node for node in nodes if node[1] + 1e-9 >= gpus]
+        return max(with_gpus) if with_gpus else max(nodes, key=lambda node: (node[1], node[0]))
 
 
 @dataclass(frozen=True)
@@ -56,13 +64,16 @@ class Plan:
         return f"{trials} at once, each {per_trial} ({machine}{estimate})"
 
     def unmet(self, cluster: Cluster) -> str | None:
-        """What one trial asks for and the cluster does not have (None when a trial fits): such trials would wait
-        for resources forever on a fixed machine, or until an autoscaling cluster adds a node that has them."""
-        for name, each, total in (("gpu", self.gpu, cluster.gpus), ("cpu", self.cpu, cluster.cpus)):
-            if each > total + 1e-9:
+        """What one trial asks for and no node of the cluster has (None when a trial fits; a trial's CPUs and GPUs
+        must be on one node): such trials would wait for resources forever on a fixed machine, or until an
+        autoscaling cluster adds a node that has them."""
+        node_cpus, node_gpus = cluster.largest_node_for(self.gpu)
+        holder = "Ray's largest node" if len(cluster.nodes) > 1 else "Ray"
+        for name, each, has in (("gpu", self.gpu, node_gpus), ("cpu", self.cpu, node_cpus)):
+            if each > has + 1e-9:
                 unit = name.upper()
-                has = _count(total, unit) if total else f"no {unit}"
-                return f"resources.{name}: each trial asks for {_count(each, unit)}, but Ray has {has}"
+                return (f"resources.{name}: each trial asks for {_count(each, unit)}, but {holder} has "
+                        f"{_count(has, unit) if has else 'no ' + unit}")
         return None
 
 
