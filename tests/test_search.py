@@ -152,8 +152,9 @@ def test_progress_lines_name_each_ended_trial_its_best_epoch_the_runs_best_and_t
     first = tally.line("a", StopReason.FINISHED, {"lr": 0.0123456, "num_layers": 2}, now=110.0)
     assert first == (f"[2/4] a finished: {METRIC} 0.3000 at epoch 2; run's best 0.3000 (a); about 20 s left; "
                      "lr=0.01235 num_layers=2")
-    stopped = tally.line("b", StopReason.EARLY_STOPPED, {"lr": 0.1}, now=120.0)
+    stopped = tally.line("b", StopReason.EARLY_STOPPED, {"lr": 0.1, "samples_per_user": None}, now=120.0)
     assert "b early-stopped: " in stopped and "run's best 0.3000 (a)" in stopped  # never ranked as finished
+    assert stopped.endswith("lr=0.1 samples_per_user=null")  # as the spec and the report write it
     last = tally.line("c", StopReason.DIVERGED, {"lr": 1.0}, now=130.0)
     assert last.startswith(f"[4/4] c diverged: {METRIC} -;") and "left" not in last
 

@@ -100,6 +100,8 @@ class ProgressLines(tune.Callback):
 
 
 def _plain(value) -> str:
+    if value is None:
+        return "null"  # as the spec writes it (samples_per_user: null is one triple per training edge)
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
