@@ -1,4 +1,5 @@
-"""Errors that reach the user as one line and exit code 2 (bad input) or 1 (a run failed)."""
+"""Errors that reach the user as one line and exit code 2 (bad input) or 1 (a run failed), and `one_line` to quote a
+library's exception in one."""
 
 
 class TunerError(Exception):
@@ -24,3 +25,9 @@ class DivergedError(TunerError):
     """Training produced a non-finite loss; the run is over and must not be retried."""
 
     exit_code = 1
+
+
+def one_line(exc: BaseException) -> str:
+    """A library's exception as one line of a message (its own text can span lines, or be empty)."""
+    text = " ".join(str(exc).split())
+    return text[:500] or type(exc).__name__

@@ -13,7 +13,7 @@ from typing import Iterator
 
 import pyarrow.fs as pafs
 
-from tuner.errors import StorageError
+from tuner.errors import StorageError, one_line
 
 
 def is_uri(location: str) -> bool:
@@ -26,8 +26,7 @@ def resolve(location: str) -> tuple[pafs.FileSystem, str]:
         try:
             return pafs.FileSystem.from_uri(location)
         except (OSError, ValueError) as exc:  # an unknown scheme; a bucket whose region cannot be resolved
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise StorageError(f"{location}: {reason}") from None
+            raise StorageError(f"{location}: {one_line(exc)}") from None
     return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(location))
 
 

@@ -23,7 +23,7 @@ from typing import Iterator
 from urllib.parse import urlparse
 
 import tuner
-from tuner.errors import SpecError, TunerError
+from tuner.errors import SpecError, TunerError, one_line
 from tuner.spec import load_spec
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
@@ -83,12 +83,12 @@ def client(address: str, allow_insecure: bool = False):
     try:
         return JobSubmissionClient(address)
     except AuthenticationError as exc:  # the caller's credentials: bad input (exit 2)
-        raise SpecError(f"{address}: {_one_line(exc)}") from None
+        raise SpecError(f"{address}: {one_line(exc)}") from None
     except ConnectionError as exc:  # nothing answers there: unreachable, try again later (exit 1)
-        raise ClusterError(f"{address}: {_one_line(exc)} Is the cluster up and its dashboard forwarded here "
+        raise ClusterError(f"{address}: {one_line(exc)} Is the cluster up and its dashboard forwarded here "
                            "(`ray dashboard cluster.yaml`), or is it at another --address?") from None
     except Exception as exc:  # connection refused, version mismatch: unreachable or failing, try again later (exit 1)
-        raise ClusterError(f"{address}: {_one_line(exc)}") from None
+        raise ClusterError(f"{address}: {one_line(exc)}") from None
 
 
 def stage_job(spec_path: Path, folder: Path) -> None:
@@ -145,7 +145,7 @@ def submit(
                     metadata={"tuner_experiment": spec.name, "tuner_storage": where},
                 )
             except Exception as exc:
-                message = _one_line(exc)
+                message = one_line(exc)
                 if "already exists" in message:
                     raise SpecError(
                         f"--submission-id: {submission_id!r} was already used on {address}; choose another id") from None
@@ -162,7 +162,7 @@ def running_job(jobs, experiment: str, storage: str) -> str | None:
     try:
         listed = jobs.list_jobs()
     except Exception as exc:
-        raise ClusterError(f"listing the cluster's jobs failed: {_one_line(exc)}") from None
+        raise ClusterError(f"listing the cluster's jobs failed: {one_line(exc)}") from None
     for job in listed:
         metadata = job.metadata or {}
         same = metadata.get("tuner_experiment") == experiment and metadata.get("tuner_storage", storage) == storage
@@ -189,7 +189,7 @@ def job_info(jobs, job_id: str):
     try:
         return jobs.get_job_info(job_id)
     except Exception as exc:
-        raise ClusterError(f"job {job_id}: {_one_line(exc)}") from None
+        raise ClusterError(f"job {job_id}: {one_line(exc)}") from None
 
 
 def exit_code(jobs, job_id: str) -> int:
@@ -199,8 +199,3 @@ def exit_code(jobs, job_id: str) -> int:
     if code is not None:
         return int(code)
     return {"SUCCEEDED": 0, "STOPPED": 130}.get(str(info.status), 1)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:500] or type(exc).__name__
