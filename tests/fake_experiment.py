@@ -36,8 +36,9 @@ def ablation_spec(directory, values=(0.0, 0.1), seeds=(0, 1), factor="weight_dec
 
 def write_trial(directory, trial_id, hp: Hyperparameters, epochs_metrics, stop_reason="finished", device="cpu"):
     """epochs_metrics: one dict per epoch, e.g. {"val/recall@10": 0.2, "test/recall@10": 0.3}; missing metrics
-    default to 0.1."""
-    writer = records.RecordWriter(directory, trial_id, [K])
+    default to 0.1. The trial is a LightGCN's: its own hyperparameters default as LightGCN's do."""
+    hp = hp.model_copy(update={"embedding_dim": 64, "num_layers": 3, **hp.model_values()})
+    writer = records.RecordWriter(directory, trial_id, [K], {name: type(v) for name, v in hp.model_values().items()})
     for epoch, metrics in enumerate(epochs_metrics, start=1):
         last = epoch == len(epochs_metrics)
         row = {

@@ -63,7 +63,7 @@ def test_the_mf_baseline_beats_mostpop_on_an_ml100k_ablation_subsample(shared_da
     from pathlib import Path
 
     from tuner.recsys import baselines
-    from tuner.spec import load_spec
+    from tuner.spec_loader import load_spec
 
     spec_file = Path(__file__).resolve().parents[1] / "search_spaces" / "ablations" / "weight_decay_ml100k.yaml"
     spec = load_spec(spec_file, ["dataset.max_users=200"])

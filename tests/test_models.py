@@ -2,8 +2,9 @@ import pytest
 import torch
 from torch_geometric.nn import LightGCN as PygLightGCN
 
-from tuner.errors import SpecError
-from tuner.recsys.models import MODELS, build_model, model_arguments
+from tuner.errors import ModelContractError
+from tuner.recsys.models import build_model, hyperparameter_model, model_class
+from tuner.recsys.models.registry import BUILTIN
 from tuner.recsys.models.graph import bipartite_edge_index, normalized_adjacency, propagate
 
 
@@ -108,7 +109,7 @@ def test_isolated_nodes_get_zero_rows():
     assert adjacency[0, 2] == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(BUILTIN))
 def test_every_model_trains_end_to_end(name):
     torch.manual_seed(0)
     model = build_model(name, 7, 9, _train(), embedding_dim=8, num_layers=2, heads=2, dropout=0.0, lr=0.1)
@@ -126,18 +127,18 @@ def test_ngcf_concatenates_layer_outputs():
     assert users.shape == (7, 8 * 4)
 
 
-def test_model_arguments_are_plain_and_typed():
-    assert model_arguments("mf") == ["embedding_dim"]
-    assert model_arguments("lightgcn") == ["embedding_dim", "num_layers"]
-    assert set(model_arguments("gat")) == {"embedding_dim", "num_layers", "heads", "dropout"}
+def _hyperparameters(name):
+    return list(hyperparameter_model(model_class(name)).model_fields)
+
+
+def test_each_built_in_model_declares_its_own_hyperparameters_in_its_constructor():
+    assert _hyperparameters("mf") == ["embedding_dim"]
+    assert _hyperparameters("lightgcn") == ["embedding_dim", "num_layers"]
+    assert _hyperparameters("ngcf") == ["embedding_dim", "num_layers", "dropout"]
+    assert _hyperparameters("gat") == ["embedding_dim", "num_layers", "heads", "dropout"]
 
 
 def test_unknown_model_names_the_choices():
-    with pytest.raises(SpecError, match="model: unknown model 'bert4rec'; expected one of mf, lightgcn, ngcf, gat"):
+    with pytest.raises(ModelContractError, match="model: unknown model 'bert4rec'; expected one of gat, lightgcn, mf, "
+                       "ngcf .*or an import path package.module:Class"):
         build_model("bert4rec", 1, 1, _train())
-
-
-def test_the_vocabulary_names_each_models_hyperparameters():
-    from tuner.vocabulary import MODEL_HYPERPARAMETERS
-
-    assert {name: tuple(model_arguments(name)) for name in MODELS} == MODEL_HYPERPARAMETERS

@@ -1,7 +1,7 @@
 import pytest
 
 from tuner.errors import SpecError
-from tuner.spec import load_spec
+from tuner.spec_loader import load_spec
 
 MINIMAL = "name: exp\nmodel: lightgcn\n"
 
@@ -111,7 +111,7 @@ TUNING = MINIMAL + "params:\n"
         ("  lr: {type: float, low: 0.1, high: 0.01}", "params.lr: low (0.1) is greater than high (0.01)"),
         ("  lr: {type: float, low: 0, high: 0.1, log: true}", "params.lr: log: a log-scaled range needs low > 0"),
         ("  embedding_dim: {type: categorical, choices: []}", "params.embedding_dim: choices: a categorical parameter needs"),
-        ("  momentum: {type: float, low: 0, high: 1}", "params.momentum: not a searchable hyperparameter"),
+        ("  momentum: {type: float, low: 0, high: 1}", "params.momentum: lightgcn takes no hyperparameter momentum; its own: embedding_dim, num_layers; training: lr,"),
         ("  epochs: {type: int, low: 1, high: 5}", "params.epochs: not a searchable hyperparameter"),
         ("  num_layers: {type: int, low: 1.5, high: 3}", "params.num_layers: an int parameter needs integer"),
         ("  lr: {type: float, low: 0.001, high: 0.1, colour: red}", "params.lr.colour: unknown key"),
@@ -149,7 +149,8 @@ def test_dropout_is_checked_against_its_bounds(tmp_path):
 
 def test_gat_searches_at_least_one_layer(tmp_path):
     text = TUNING.replace("model: lightgcn", "model: gat") + "  num_layers: {type: int, low: 0, high: 2}\n"
-    assert "params.num_layers: gat needs at least one layer" in _error(tmp_path, text)
+    assert ("params.num_layers.low: 0 is not a valid num_layers (Input should be greater than or equal to 1)"
+            in _error(tmp_path, text))
 
 
 def test_searched_and_fixed_is_an_error(tmp_path):
@@ -173,7 +174,7 @@ def test_tuning_needs_a_validation_set(tmp_path):
 def test_trial_hyperparameters_fill_the_fixed_block(tmp_path):
     spec = _load(tmp_path, TUNING + "  lr: {type: float, low: 0.001, high: 0.1}\nfixed: {epochs: 7}\n")
     hp = spec.trial_hyperparameters({"lr": 0.05})
-    assert (hp.lr, hp.epochs, hp.embedding_dim) == (0.05, 7, 64)
+    assert (hp.lr, hp.epochs, hp.model_values()) == (0.05, 7, {})  # the model's defaults: with_model_defaults
 
 
 def test_json_schema_lists_every_section():
@@ -194,6 +195,8 @@ def test_fixing_a_searched_value_wins_for_a_single_training_run(tmp_path):
 
 def test_searching_what_the_model_does_not_use_is_an_error(tmp_path):
     text = MINIMAL.replace("lightgcn", "mf") + "params:\n  num_layers: {type: int, low: 1, high: 3}\n"
-    assert "params.num_layers: mf does not use num_layers (its own hyperparameters: embedding_dim)" in _error(tmp_path, text)
+    assert "params.num_layers: mf takes no hyperparameter num_layers; its own: embedding_dim; training:" in _error(
+        tmp_path, text)
     text = MINIMAL + "params:\n  dropout: {type: float, low: 0.0, high: 0.5}\n"
-    assert "params.dropout: lightgcn does not use dropout" in _error(tmp_path, text)
+    assert "params.dropout: lightgcn takes no hyperparameter dropout" in _error(tmp_path, text)
+    assert "fixed.heads: lightgcn takes no hyperparameter heads" in _error(tmp_path, MINIMAL, ["heads=2"])

@@ -71,11 +71,12 @@ def test_counts_add_trials_that_failed_before_any_record():
 
 
 def test_hyperparameters_come_back_from_their_record_columns():
-    hp = Hyperparameters(k=[10, 20], samples_per_user=None, lr=0.01)
+    hp = Hyperparameters(k=[10, 20], samples_per_user=None, lr=0.01, embedding_dim=64, temperature=0.2)
     row = {f"param_{name}": value for name, value in hp.model_dump().items()}
     row["param_k"] = "10,20"
     row["param_samples_per_user"] = float("nan")  # how a float column stores a null
-    row["param_embedding_dim"] = np.int64(hp.embedding_dim)
+    row["param_embedding_dim"] = np.int64(64)  # the model's own hyperparameters come back too
+    row["param_heads"] = float("nan")  # another model's column, null for this trial: left out
     assert hyperparameters_of(row) == hp
 
 

@@ -63,6 +63,9 @@ class _LayerByLayerLightGCN(torch.nn.Module):
             total = total + x
         return self.model.split(total / (self.model.num_layers + 1))
 
+    def auxiliary_loss(self, *batch):
+        return None
+
 
 def test_lightgcn_trains_to_the_loss_curve_of_the_plain_implementation():
     """The fast paths (Horner's-rule propagation, fused Adam) against the plain ones: layer-by-layer propagation and

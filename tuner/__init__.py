@@ -17,7 +17,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "load_spec": "tuner.spec",
+    "load_spec": "tuner.spec_loader",
+    "Recommender": "tuner.recsys.models.base",
     "ExperimentSpec": "tuner.spec",
     "run_experiment": "tuner.tuning.run",
     "Experiment": "tuner.experiment.read",

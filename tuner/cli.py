@@ -96,7 +96,7 @@ def train(
 
     from tuner.analysis.console import epoch_header, epoch_row, final_table
     from tuner.errors import SpecError
-    from tuner.spec import load_spec
+    from tuner.spec_loader import load_spec
     from tuner.train_command import train as run_training
     from tuner.train_command import write_outcome_json
 
@@ -151,7 +151,7 @@ SmokeOption = typer.Option(False, "--smoke", help="2 trials x 2 epochs, as <name
 
 def _run_overrides(spec: Path, name, storage, num_samples, max_concurrent, smoke: bool, overrides: list[str]) -> list[str]:
     """The --set overrides that `tuner run`'s own options stand for (shared by run and submit)."""
-    from tuner.spec import load_spec
+    from tuner.spec import read_spec
 
     options = [
         *(SMOKE_OVERRIDES if smoke else []),
@@ -162,7 +162,7 @@ def _run_overrides(spec: Path, name, storage, num_samples, max_concurrent, smoke
         *overrides,
     ]
     if smoke:
-        options.append(f"name={load_spec(spec, options).name}-smoke")
+        options.append(f"name={read_spec(spec, options).name}-smoke")
     return options
 
 
@@ -187,7 +187,7 @@ def run(
     from tuner import timeline
     from tuner.analysis.console import run_summary_text
     from tuner.errors import SpecError
-    from tuner.spec import load_spec
+    from tuner.spec_loader import load_spec
     from tuner.tuning.run import run_experiment
 
     timeline.mark("command_start")
@@ -205,7 +205,7 @@ def run(
 @_handle_errors
 def validate(spec: Path = typer.Argument(..., help="Search-space YAML."), overrides: List[str] = SetOption) -> None:
     """Check a spec without running anything."""
-    from tuner.spec import load_spec
+    from tuner.spec_loader import load_spec
 
     experiment = load_spec(spec, overrides)
     searched = ", ".join(experiment.params) or "nothing (a single configuration)"
@@ -402,6 +402,26 @@ def datasets(data_dir: Optional[Path] = DataDirOption) -> None:
         typer.echo(f"  {source.name:<24} {state:<13} {source.description}")
         if source.folder is not None and state == "missing":
             typer.echo(f"  {'':<24} {'':<13} downloaded on first use from {source.download_url}")
+
+
+@app.command()
+@_handle_errors
+def models(
+    names: List[str] = typer.Argument(None, help="Models to describe: registered names or import paths "
+                                      "package.module:Class (default: every registered model)."),
+) -> None:
+    """List the models tuner can train (built-in and installed) with their own hyperparameters: type, default, bounds."""
+    from tuner.recsys.models import locate
+    from tuner.recsys.models.contract import describe
+    from tuner.recsys.models.registry import registered
+
+    for name in names or sorted(registered()):
+        source = locate(name)
+        model_class = source.load()
+        where = f"{source.distribution} {source.version}" if source.distribution else source.origin()["file"]
+        typer.echo(f"{name}  ({source.target}, {where})")
+        for parameter, kind, default, bounds in describe(model_class):
+            typer.echo(f"    {parameter:<20} {kind:<6} default {default!s:<10} {bounds}".rstrip())
 
 
 def main() -> None:  # pragma: no cover - console entry point

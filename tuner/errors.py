@@ -16,6 +16,11 @@ class DataError(TunerError):
     """A dataset that is missing, unreadable, empty, or cannot be split or sampled."""
 
 
+class ModelContractError(TunerError):
+    """A model that cannot be found or imported, or does not keep the Recommender contract (its class, its
+    hyperparameters' annotations and defaults, what forward() and auxiliary_loss() return)."""
+
+
 class StorageError(TunerError):
     """A storage location (a folder or URI) that cannot be parsed or reached: an unknown scheme, a bucket that
     does not resolve."""

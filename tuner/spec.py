@@ -1,6 +1,8 @@
 """The experiment spec (a YAML file): what to train, on which data, and how results are selected.
 
-load_spec(path, overrides) -> ExperimentSpec, validated and frozen. Every problem is one line:
+The structure of a spec, validated without importing the model (reading a stored experiment needs neither the
+model nor torch). `tuner.spec_loader.load_spec(path, overrides)` reads a spec file and also checks it against its
+model: the model's own hyperparameters in `fixed` and `params`, and a dry run. Every problem is one line:
 `<file>: <field.path>: <message>`.
 """
 
@@ -10,12 +12,12 @@ import re
 from pathlib import Path
 from typing import Any, Literal, Sequence, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from tuner.errors import SpecError
 from tuner.recsys.data.config import DatasetSpec
 from tuner.recsys.hyperparameters import Hyperparameters
-from tuner.vocabulary import MODEL_HYPERPARAMETERS, MODEL_NAMES, parse_metric_key
+from tuner.vocabulary import check_model_reference, parse_metric_key
 from tuner.yaml_loader import parse_yaml, read_yaml_file
 
 _NOT_SEARCHABLE = {"k", "eval_every", "eval_batch_size", "epochs"}
@@ -23,7 +25,7 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ParamSpec(_Frozen):
@@ -157,6 +159,12 @@ class ExperimentSpec(_Frozen):
     seeds: list[int] | None = None  # repeat every grid point with each seed (grid sampler only)
     base: str | None = None  # an experiment (under storage) whose best finished trial fills `fixed`
     baselines: list[Literal["mostpop", "mf"]] = []  # computed on the same split after the trials
+    # the folder of the spec file (spec_loader sets it): an import-path model is looked for there first
+    _model_folder: str | None = PrivateAttr(None)
+
+    @property
+    def model_folder(self) -> str | None:
+        return self._model_folder
 
     @field_validator("resources", mode="before")
     @classmethod
@@ -181,10 +189,8 @@ class ExperimentSpec(_Frozen):
 
     @field_validator("model")
     @classmethod
-    def _known_model(cls, value: str) -> str:
-        if value not in MODEL_NAMES:
-            raise ValueError(f"unknown model {value!r}; expected one of {', '.join(MODEL_NAMES)}")
-        return value
+    def _model_reference(cls, value: str) -> str:
+        return check_model_reference(value)  # which class it names, and what it takes: spec_loader checks
 
     @field_validator("metric")
     @classmethod
@@ -199,23 +205,14 @@ class ExperimentSpec(_Frozen):
         k = parse_metric_key(self.metric).k
         if k not in self.fixed.k:
             raise ValueError(f"metric: {self.metric} uses K={k}, which is not among fixed.k {list(self.fixed.k)}")
-        if self.model == "gat" and self.fixed.num_layers < 1:
-            raise ValueError("fixed.num_layers: gat needs at least one layer")
         for name, param in self.params.items():
-            if name not in Hyperparameters.model_fields or name in _NOT_SEARCHABLE:
-                searchable = ", ".join(n for n in Hyperparameters.model_fields if n not in _NOT_SEARCHABLE)
-                raise ValueError(f"params.{name}: not a searchable hyperparameter; expected one of {searchable}")
+            if name in _NOT_SEARCHABLE:
+                raise ValueError(f"params.{name}: not a searchable hyperparameter (it sets how training is run and "
+                                 f"measured); set fixed.{name} instead")
             if name in self.fixed.model_fields_set:
                 raise ValueError(f"params.{name}: is also set in fixed; a value is either searched or fixed")
-            model_only = {n for names in MODEL_HYPERPARAMETERS.values() for n in names}
-            if name in model_only and name not in MODEL_HYPERPARAMETERS[self.model]:
-                raise ValueError(
-                    f"params.{name}: {self.model} does not use {name} (its own hyperparameters: "
-                    f"{', '.join(MODEL_HYPERPARAMETERS[self.model])}); searching it would only spend trials"
-                )
-            _check_drawable_values(name, param)
-            if self.model == "gat" and name == "num_layers" and param.smallest() < 1:
-                raise ValueError("params.num_layers: gat needs at least one layer")
+            if name in Hyperparameters.model_fields:  # a model's own names are checked against the model
+                check_drawable_values(name, param, Hyperparameters)
             if self.search.sampler == "grid":
                 try:
                     param.grid_values()
@@ -263,34 +260,36 @@ class ExperimentSpec(_Frozen):
         return size
 
 
-def _check_drawable_values(name: str, param: ParamSpec) -> None:
-    """Every value a search can draw must be one `fixed` accepts (type and bounds), checked before anything runs:
-    every choice, and both ends of a range (the bounds are intervals, so the values between pass too)."""
+def check_drawable_values(name: str, param: ParamSpec, model: type[BaseModel]) -> None:
+    """Every value a search can draw must be one `model` (Hyperparameters, or a model's own hyperparameters) accepts
+    for `name` (type and bounds), checked before anything runs: every choice, and both ends of a range (the bounds
+    are intervals, so the values between pass too)."""
     if param.type == "categorical":
         candidates = [(f"choices[{i}]", choice) for i, choice in enumerate(param.choice_list())]
     else:
         if param.type == "float" and param.low == param.high:
             raise ValueError(f"params.{name}: low and high are both {param.low:g}; set fixed.{name} instead")
-        if param.type == "float" and _takes_whole_numbers(name):
+        if param.type == "float" and _takes_whole_numbers(model, name):
             raise ValueError(f"params.{name}.type: {name} takes whole numbers; use type: int or categorical")
         as_type = int if param.type == "int" else float
         low, high = param.bounds()
         candidates = [("low", as_type(low)), ("high", as_type(high))]
     for where, value in candidates:
         try:
-            Hyperparameters.model_validate({name: value})
+            model.model_validate({name: value})
         except ValidationError as exc:
             reason = exc.errors()[0]["msg"]
             raise ValueError(f"params.{name}.{where}: {value!r} is not a valid {name} ({reason})") from None
 
 
-def _takes_whole_numbers(name: str) -> bool:
-    annotation = Hyperparameters.model_fields[name].annotation
+def _takes_whole_numbers(model: type[BaseModel], name: str) -> bool:
+    annotation = model.model_fields[name].annotation
     return annotation is int or (int in get_args(annotation) and float not in get_args(annotation))
 
 
-def load_spec(path: str | Path, overrides: Sequence[str] = (), fixing_wins: bool = False) -> ExperimentSpec:
-    """`fixing_wins` (`tuner train`, which trains one configuration): an override that fixes a searched
+def read_spec(path: str | Path, overrides: Sequence[str] = (), fixing_wins: bool = False) -> ExperimentSpec:
+    """The spec file with `--set` overrides, structurally validated (the model is not imported: spec_loader does
+    that). `fixing_wins` (`tuner train`, which trains one configuration): an override that fixes a searched
     hyperparameter takes it out of `params` rather than being an error."""
     path = Path(path)
     raw = read_yaml_file(path)
@@ -325,13 +324,13 @@ def format_errors(exc: ValidationError) -> list[str]:
 
 
 def apply_override(raw: dict, override: str) -> list[str]:
-    """`key.path=value` (value parsed as YAML) into the raw spec; a bare hyperparameter name means fixed.<name>.
-    Returns the path that was set."""
+    """`key.path=value` (value parsed as YAML) into the raw spec; a bare name that is not a top-level key means
+    fixed.<name> (a hyperparameter: the model's own ones included). Returns the path that was set."""
     key, sep, text = override.partition("=")
     if not sep or not key:
         raise SpecError(f"--set {override!r}: expected key=value, e.g. fixed.lr=0.01")
     parts = key.split(".")
-    if len(parts) == 1 and parts[0] not in ExperimentSpec.model_fields and parts[0] in Hyperparameters.model_fields:
+    if len(parts) == 1 and parts[0] not in ExperimentSpec.model_fields:
         parts = ["fixed", parts[0]]
     target: Any = raw
     for part in parts[:-1]:

@@ -16,7 +16,8 @@ from tuner import storage
 from tuner.errors import SpecError
 from tuner.recsys.data import SplitData, prepare
 from tuner.recsys.metrics import Evaluator, popularity_scores
-from tuner.recsys.training import EpochResult, Trainer, best_epoch, build_model_for, resolve_device
+from tuner.recsys.models import locate
+from tuner.recsys.training import EpochResult, Trainer, best_epoch, build_model_for, resolve_device, with_model_defaults
 from tuner.spec import ExperimentSpec
 
 
@@ -41,11 +42,12 @@ def train(
     """`checkpoint`: a file that holds the run's state every `failure.checkpoint_every` epochs and at the last one;
     when it exists, training continues from it (epochs before it are not recomputed, but passed to `on_epoch`).
     `on_data` gets the prepared dataset before the first epoch."""
-    hp = spec.fixed
+    model_class = locate(spec.model, spec.model_folder).load()
+    hp = with_model_defaults(model_class, spec.fixed)
     data = prepare(spec.dataset, data_dir)
     on_data(data)
     torch_device = resolve_device(device)
-    trainer = Trainer(build_model_for(spec.model, data, hp), data, hp, torch_device)
+    trainer = Trainer(build_model_for(model_class, data, hp), data, hp, torch_device)
     epochs: list[EpochResult] = []
     fingerprint = _fingerprint(spec, data)
     if checkpoint is not None and checkpoint.exists():

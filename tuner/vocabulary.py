@@ -12,15 +12,25 @@ from typing import Any, Iterable, NamedTuple
 METRICS = ("precision", "recall", "ndcg", "hit", "mrr", "map")  # per user, then averaged over a split's users
 CATALOGUE_METRICS = ("coverage",)  # of the whole catalogue: the share of items in anyone's top K
 SPLITS = ("train", "val", "test")
-# the hyperparameters each model's constructor takes (tests/test_models.py keeps this true); the training ones
-# (lr, weight_decay, samples_per_user, ...) apply to every model
-MODEL_HYPERPARAMETERS = {
-    "mf": ("embedding_dim",),
-    "lightgcn": ("embedding_dim", "num_layers"),
-    "ngcf": ("embedding_dim", "num_layers", "dropout"),
-    "gat": ("embedding_dim", "num_layers", "heads", "dropout"),
-}
-MODEL_NAMES = tuple(MODEL_HYPERPARAMETERS)
+
+# ---- a spec's `model:`: a name registered under the entry-point group, or an import path module:Class ----------
+
+MODEL_ENTRY_POINTS = "tuner.models"
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_IDENTIFIERS = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
+_MODEL_IMPORT_PATH = re.compile(rf"^{_IDENTIFIERS}:{_IDENTIFIERS}$")
+
+
+def is_import_path(model: str) -> bool:
+    return ":" in model
+
+
+def check_model_reference(model: str) -> str:
+    """`model` is a registered name or `package.module:Class` (ValueError naming both forms otherwise)."""
+    if not (_MODEL_IMPORT_PATH.match(model) if is_import_path(model) else _MODEL_NAME.match(model)):
+        raise ValueError(f"{model!r} is neither a model name (`tuner models` lists them) nor an import path "
+                         "package.module:Class")
+    return model
 
 
 # ---- metric keys: "<split>/<metric>@<k>" (e.g. val/recall@20) and "<split>/users" ---------------------------

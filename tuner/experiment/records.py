@@ -57,36 +57,40 @@ _BASE_FIELDS = [
     pa.field("evaluated", pa.bool_(), nullable=False),
 ]
 
-_PARAM_TYPES = {int: pa.int64(), float: pa.float64(), str: pa.string()}
+_PARAM_TYPES = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}
 
 
-def param_columns() -> dict[str, pa.DataType]:
-    """`param_<name>` for every hyperparameter; K is stored as text, e.g. "10,20"."""
+def param_columns(model_types: dict[str, type] | None = None) -> dict[str, pa.DataType]:
+    """`param_<name>` for every training hyperparameter, then for each of the model's own (`model_types`: name ->
+    the plain type of its values, from its annotation); K is stored as text, e.g. "10,20"."""
     columns = {}
     for name, info in Hyperparameters.model_fields.items():
         default = info.default
         kind = type(default) if default is not None else int  # samples_per_user: int | None
         columns[param_column(name)] = _PARAM_TYPES.get(kind, pa.string())
+    for name, kind in (model_types or {}).items():
+        columns[param_column(name)] = _PARAM_TYPES.get(kind, pa.string())
     return columns
 
 
-def record_schema(ks: Iterable[int]) -> pa.Schema:
+def record_schema(ks: Iterable[int], model_types: dict[str, type] | None = None) -> pa.Schema:
     metrics = [pa.field(name, pa.float64()) for name in metric_columns(ks)]
-    params = [pa.field(name, kind) for name, kind in param_columns().items()]
+    params = [pa.field(name, kind) for name, kind in param_columns(model_types).items()]
     return pa.schema(_BASE_FIELDS + metrics + params)
 
 
 def param_values(hp: Hyperparameters) -> dict[str, Any]:
+    """Every hyperparameter of `hp` (the model's own ones included) as its record column."""
     return {param_column(name): encode_param(value) for name, value in hp.model_dump().items()}
 
 
 class RecordWriter:
     """Writes one trial's rows; each epoch's file appears complete or not at all."""
 
-    def __init__(self, experiment_dir: str, trial_id: str, ks: Iterable[int]):
+    def __init__(self, experiment_dir: str, trial_id: str, ks: Iterable[int], model_types: dict[str, type] | None = None):
         self.fs, root = filesystem(experiment_dir)
         self.trial_dir = posixpath.join(root, RECORDS_DIR, trial_folder(trial_id))
-        self.schema = record_schema(ks)
+        self.schema = record_schema(ks, model_types)
         self.fs.create_dir(self.trial_dir, recursive=True)
 
     def start_attempt(self) -> int:
@@ -135,7 +139,11 @@ class RecordWriter:
         return _drop_rolled_back(read_one_by_one(self.fs, self._files(COMPACTED_FILE) + epoch_files).to_pandas())
 
     def _compact(self, frame: pd.DataFrame, epoch_files: list[str]) -> None:
-        table = pa.Table.from_pandas(frame.sort_values("epoch"), schema=self.schema, preserve_index=False)
+        schema = self.schema
+        others = [column for column in frame.columns if column not in schema.names]  # the model's own parameters,
+        if others:  # when this writer was made without their types (a trial ended by the driver)
+            schema = pa.unify_schemas([schema, pa.Schema.from_pandas(frame[others], preserve_index=False)])
+        table = pa.Table.from_pandas(frame.sort_values("epoch"), schema=schema, preserve_index=False)
         compacted = posixpath.join(self.trial_dir, COMPACTED_FILE)
         with storage.atomic_output(compacted, self.fs) as stream:
             pq.write_table(table, stream)

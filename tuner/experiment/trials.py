@@ -7,7 +7,7 @@ import pandas as pd
 
 from tuner.recsys import selection
 from tuner.recsys.hyperparameters import Hyperparameters
-from tuner.vocabulary import RUNNING, TRIAL_STATES, StopReason, decode_param, param_column, parse_metric_key, users_key
+from tuner.vocabulary import PARAM_PREFIX, RUNNING, TRIAL_STATES, StopReason, decode_param, parse_metric_key, users_key
 
 _RANK = {StopReason.FINISHED.value: 0, StopReason.EARLY_STOPPED.value: 1, RUNNING: 2}  # then failed and diverged
 
@@ -63,7 +63,10 @@ def failed_trial_errors(trials: pd.DataFrame, errors: dict[str, str]) -> dict[st
 
 
 def hyperparameters_of(row: pd.Series | dict) -> Hyperparameters:
-    """The configuration a record row was trained with (its param_<name> columns)."""
+    """The configuration a record row was trained with: its param_<name> columns, the model's own ones included (a
+    null model column, which a record of another model's trial gives when tables are combined, is left out)."""
+    values = {name.removeprefix(PARAM_PREFIX): value for name, value in dict(row).items() if name.startswith(PARAM_PREFIX)}
+    decoded = {name: decode_param(name, value) for name, value in values.items()}
     return Hyperparameters.model_validate(
-        {name: decode_param(name, row[param_column(name)]) for name in Hyperparameters.model_fields}
+        {name: value for name, value in decoded.items() if name in Hyperparameters.model_fields or value is not None}
     )

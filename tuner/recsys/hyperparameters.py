@@ -1,4 +1,6 @@
-"""Everything one training run is configured by (the spec's `fixed` block, and each trial's config)."""
+"""Everything one training run is configured by (the spec's `fixed` block, and each trial's config): the training
+hyperparameters, declared here, and the model's own, which its constructor declares (tuner.recsys.models.contract)
+and which this model keeps as extra fields (`model_extra`)."""
 
 from __future__ import annotations
 
@@ -8,16 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Hyperparameters(BaseModel):
-    """Model and training hyperparameters. Models take the ones their constructor names; the rest drive
-    `training.fit`."""
+    """Training hyperparameters (they drive the Trainer) and, as extra fields, the model's own (its constructor takes
+    them). Which extra names are valid, and their types, only the model knows: a spec is checked against it when it
+    is loaded (tuner.spec_loader)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
 
-    # model
-    embedding_dim: int = Field(64, ge=1, le=4096)
-    num_layers: int = Field(3, ge=0, le=16)
-    dropout: float = Field(0.1, ge=0.0, lt=1.0)  # NGCF message dropout, GAT attention dropout
-    heads: int = Field(2, ge=1, le=64)  # GAT attention heads (averaged)
     # optimisation
     lr: float = Field(0.001, gt=0.0)
     weight_decay: float = Field(1e-4, ge=0.0)
@@ -46,3 +44,7 @@ class Hyperparameters(BaseModel):
         if any(k < 1 for k in value):
             raise ValueError(f"every K must be >= 1, got {list(value)}")
         return tuple(sorted(set(value)))
+
+    def model_values(self) -> dict:
+        """The model's own hyperparameters (the extra fields)."""
+        return dict(self.model_extra or {})

@@ -23,14 +23,14 @@ from tuner.recsys.data import SplitData
 from tuner.recsys.data.sampling import BPRSampler
 from tuner.recsys.hyperparameters import Hyperparameters
 from tuner.recsys.metrics import Evaluator, embedding_scores
-from tuner.recsys.models import Recommender, build_model
+from tuner.recsys.models import Recommender, build, complete, model_class
 from tuner.vocabulary import parse_metric_key, users_key
 
 
 @dataclass
 class EpochResult:
     epoch: int  # 1-based
-    loss: float  # mean over batches of BPR loss + regularisation
+    loss: float  # mean over batches of BPR loss + regularisation + the model's auxiliary loss
     bpr_loss: float
     train_seconds: float  # sampling + optimisation
     sample_seconds: float
@@ -80,13 +80,22 @@ def _reuse_freed_memory() -> None:
     mallopt(m_trim_threshold, 2**31 - 1)
 
 
-def build_model_for(name: str, data: SplitData, hp: Hyperparameters, train: torch.Tensor | None = None,
-                    adjacency: torch.Tensor | None = None) -> Recommender:
-    """The model `name` for `data` with `hp`'s sizes, initialised from `hp.seed` (the same seed, the same weights).
-    `train` (the training edges as a tensor) and `adjacency` (their normalised adjacency) when built already."""
+def with_model_defaults(model: str | type[Recommender], hp: Hyperparameters) -> Hyperparameters:
+    """`hp` with every hyperparameter of the model: those it sets, and the defaults of the others (what a trial
+    records, so that its configuration is complete)."""
+    values = complete(model_class(model), hp.model_values())
+    return Hyperparameters.model_validate({**hp.model_dump(exclude=set(hp.model_values())), **values})
+
+
+def build_model_for(model: str | type[Recommender], data: SplitData, hp: Hyperparameters,
+                    train: torch.Tensor | None = None, adjacency: torch.Tensor | None = None) -> Recommender:
+    """The model (a class, a registered name or an import path) for `data` with `hp`'s model hyperparameters,
+    initialised from `hp.seed` (the same seed, the same weights). `train` (the training edges as a tensor) and
+    `adjacency` (their normalised adjacency) when built already."""
+    cls = model_class(model)
     torch.manual_seed(hp.seed)
     edges = train if train is not None else torch.tensor(data.train)
-    return build_model(name, data.num_users, data.num_items, edges, adjacency, **hp.model_dump())
+    return build(cls, data.num_users, data.num_items, edges, complete(cls, hp.model_values()), adjacency)
 
 
 class Trainer:
@@ -203,7 +212,9 @@ class Trainer:
 
     def _batch_loss(self, u: torch.Tensor, p: torch.Tensor, n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         users_emb, items_emb = self.model()
-        return self._loss(users_emb, items_emb, u, p, n)
+        loss, bpr = self._loss(users_emb, items_emb, u, p, n)
+        auxiliary = self.model.auxiliary_loss(u, p, n, users_emb, items_emb)
+        return (loss, bpr) if auxiliary is None else (loss + auxiliary, bpr)
 
     def _loss(self, users_emb: torch.Tensor, items_emb: torch.Tensor, u: torch.Tensor, p: torch.Tensor,
               n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 
 import tuner
 from tuner.errors import SpecError, TunerError, one_line
-from tuner.spec import load_spec
+from tuner.spec_loader import load_spec
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 SPEC_IN_JOB = "spec.yaml"

@@ -100,9 +100,9 @@ def trial_gpu_bytes(spec: ExperimentSpec, graph: GraphSize) -> int:
     """A trial's GPU memory, estimated from the largest configuration its search can draw: the CUDA context, the
     embeddings with their gradients and Adam's two moments, the normalised adjacency, what one training step
     keeps for its backward pass, one evaluation batch of scores, and an epoch of sampled triples."""
-    d = _largest(spec, "embedding_dim")
-    layers = max(_largest(spec, "num_layers"), 1)
-    heads = _largest(spec, "heads")
+    d = _largest(spec, "embedding_dim", default=64)  # a model's own hyperparameters: the built-ins' defaults
+    layers = max(_largest(spec, "num_layers", default=3), 1)
+    heads = _largest(spec, "heads", default=2)
     nodes = graph.num_users + graph.num_items
     nnz = 2 * graph.train_edges + nodes
     parameters = nodes * d
@@ -112,10 +112,10 @@ def trial_gpu_bytes(spec: ExperimentSpec, graph: GraphSize) -> int:
     elif spec.model == "gat":
         parameters += layers * (heads * d * d + d * d + 2 * heads * d)
         activations = layers * (3 * heads * nodes * d + 4 * heads * nnz)
-    elif spec.model == "lightgcn":
-        activations = (layers + 1) * nodes * d
-    else:  # mf
+    elif spec.model == "mf":
         activations = _largest(spec, "batch_size") * 3 * d
+    else:  # lightgcn, and a user's model, estimated as a propagation like LightGCN's
+        activations = (layers + 1) * nodes * d
     floats = 4 * parameters + 2 * activations + 3 * _largest(spec, "eval_batch_size") * graph.num_items
     samples = max(_largest(spec, "samples_per_user", default=0) * graph.num_users, graph.train_edges)
     bytes_ = 4 * floats + 8 * nnz + 3 * 8 * samples
@@ -124,7 +124,7 @@ def trial_gpu_bytes(spec: ExperimentSpec, graph: GraphSize) -> int:
 
 def _largest(spec: ExperimentSpec, name: str, default: int = 0) -> int:
     """The largest value of `name` a trial can get (`default` where neither fixed nor searched sets a number)."""
-    fixed = getattr(spec.fixed, name)
+    fixed = getattr(spec.fixed, name, None)
     otherwise = int(fixed) if fixed is not None else default
     param = spec.params.get(name)
     if param is None:

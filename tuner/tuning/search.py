@@ -28,6 +28,7 @@ from tuner.experiment import baselines
 from tuner.experiment.records import RecordWriter
 from tuner.experiment.study_export import optuna_distribution
 from tuner.recsys.data import SplitData
+from tuner.recsys.models import locate
 from tuner.spec import ExperimentSpec
 from tuner.tuning.progress import ProgressLines
 from tuner.tuning.ray_session import without_log_lines
@@ -149,7 +150,8 @@ def scheduler(spec: ExperimentSpec):
 
 def _trainable(spec: ExperimentSpec, data: SplitData, experiment_dir: str, plan: Plan):
     spec_json = spec.model_dump_json(exclude_unset=True)
-    trainable = tune.with_parameters(train_trial, data=data, spec_json=spec_json, experiment_dir=experiment_dir)
+    trainable = tune.with_parameters(train_trial, data=data, spec_json=spec_json, experiment_dir=experiment_dir,
+                                     model=locate(spec.model, spec.model_folder))
     return tune.with_resources(trainable, {"cpu": plan.cpu, "gpu": plan.gpu})
 
 

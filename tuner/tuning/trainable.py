@@ -24,10 +24,11 @@ from tuner.experiment import per_user, provenance
 from tuner.experiment.records import RecordWriter, param_values
 from tuner.recsys.data import SplitData
 from tuner.recsys.metrics import Evaluator
-from tuner.recsys.models import uses_adjacency
+from tuner.recsys.models import ModelSource, Recommender, graph_inputs
+from tuner.recsys.models.contract import column_types
 from tuner.recsys.models.graph import normalized_adjacency
 from tuner.recsys.selection import BestEpoch
-from tuner.recsys.training import EpochResult, Trainer, build_model_for
+from tuner.recsys.training import EpochResult, Trainer, build_model_for, with_model_defaults
 from tuner.spec import ExperimentSpec
 from tuner.vocabulary import CHECKPOINT_FILE, StopReason, parse_metric_key, users_key
 
@@ -36,12 +37,14 @@ from tuner.vocabulary import CHECKPOINT_FILE, StopReason, parse_metric_key, user
 _shared: dict = {}
 
 
-def _dataset_structures(model: str, data: SplitData, ks: tuple[int, ...], eval_batch_size: int, device: torch.device):
-    key = (data.split_hash, model, ks, eval_batch_size, str(device))
+def _dataset_structures(model: type[Recommender], data: SplitData, ks: tuple[int, ...], eval_batch_size: int,
+                        device: torch.device):
+    wants_adjacency = "adjacency" in graph_inputs(model)
+    key = (data.split_hash, wants_adjacency, ks, eval_batch_size, str(device))
     if _shared.get("key") != key:
         _shared.clear()  # a worker serves one experiment at a time: keep only the current dataset's structures
         train = torch.tensor(data.train)
-        adjacency = normalized_adjacency(train, data.num_users, data.num_items).to(device) if uses_adjacency(model) else None
+        adjacency = normalized_adjacency(train, data.num_users, data.num_items).to(device) if wants_adjacency else None
         _shared.update(key=key, train=train, adjacency=adjacency, evaluator=Evaluator(data, ks, device, eval_batch_size))
     return _shared["train"], _shared["adjacency"], _shared["evaluator"]
 
@@ -55,26 +58,29 @@ class _Progress:
     trial_started: float
 
 
-def train_trial(config: dict[str, Any], *, data: SplitData, spec_json: str, experiment_dir: str) -> None:
+def train_trial(config: dict[str, Any], *, data: SplitData, spec_json: str, experiment_dir: str,
+                model: ModelSource) -> None:
     """One trial: for each epoch of the Trainer, write its record row, keep the per-user metrics of the best
-    validation epoch, report to Tune (with a checkpoint now and then)."""
+    validation epoch, report to Tune (with a checkpoint now and then). `model` is imported in this worker."""
     timeline.mark("trial_start")
     spec = ExperimentSpec.model_validate_json(spec_json)
-    hp = spec.trial_hyperparameters(config)
+    model_class = model.load()
+    hp = with_model_defaults(model_class, spec.trial_hyperparameters(config))
     context = tune.get_context()
     trial_id = context.get_trial_id()
     cpus = context.get_trial_resources().required_resources.get("CPU", 1)
     torch.set_num_threads(max(1, int(cpus)))  # concurrent trials must not fight over cores
     device = torch.device("cuda") if ray.get_gpu_ids() and torch.cuda.is_available() else torch.device("cpu")
 
-    train, adjacency, evaluator = _dataset_structures(spec.model, data, hp.k, hp.eval_batch_size, device)
-    trainer = Trainer(build_model_for(spec.model, data, hp, train, adjacency), data, hp, device, evaluator)
+    train, adjacency, evaluator = _dataset_structures(model_class, data, hp.k, hp.eval_batch_size, device)
+    trainer = Trainer(build_model_for(model_class, data, hp, train, adjacency), data, hp, device, evaluator)
     progress = _restore(trainer, device, spec.mode) or _Progress(0.0, BestEpoch(spec.mode), time.time())
     last_checkpoint_epoch = trainer.epochs_done
 
-    writer = RecordWriter(experiment_dir, trial_id, hp.k)
+    writer = RecordWriter(experiment_dir, trial_id, hp.k, column_types(model_class))
     attempt = writer.start_attempt()
-    provenance.record_trial(experiment_dir, trial_id, attempt, device=str(device), split_hash=data.split_hash, seed=hp.seed)
+    provenance.record_trial(experiment_dir, trial_id, attempt, device=str(device), split_hash=data.split_hash,
+                            seed=hp.seed, model=model.origin())
     base_row = {
         "experiment": spec.name, "trial_id": trial_id, "attempt": attempt, "model": spec.model,
         "dataset": data.dataset, "split_hash": data.split_hash, "seed": hp.seed, "device": str(device),

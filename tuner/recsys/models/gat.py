@@ -7,10 +7,13 @@ are `GraphAttention`: GATConv's numbers computed with sparse products (attention
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import Field
 from torch import Tensor, nn
 
 from tuner.recsys.models.attention import AttentionGraph, GraphAttention
-from tuner.recsys.models.base import Recommender
+from tuner.recsys.models.base import Dropout, EmbeddingDim, Recommender
 from tuner.recsys.models.graph import bipartite_edge_index
 
 
@@ -20,10 +23,10 @@ class GAT(Recommender):
         num_users: int,
         num_items: int,
         train: Tensor,
-        embedding_dim: int = 64,
-        num_layers: int = 2,
-        heads: int = 2,
-        dropout: float = 0.1,
+        embedding_dim: EmbeddingDim = 64,
+        num_layers: Annotated[int, Field(ge=1, le=16)] = 3,
+        heads: Annotated[int, Field(ge=1, le=64)] = 2,
+        dropout: Dropout = 0.1,
     ):
         super().__init__(num_users, num_items, embedding_dim)
         self.convs = nn.ModuleList(GraphAttention(embedding_dim, heads, dropout) for _ in range(num_layers))

@@ -4,24 +4,15 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from tuner.recsys.models.base import Recommender
-from tuner.recsys.models.graph import normalized_adjacency, power_sum
+from tuner.recsys.models.base import EmbeddingDim, Layers, Recommender
+from tuner.recsys.models.graph import power_sum
 
 
 class LightGCN(Recommender):
-    def __init__(
-        self,
-        num_users: int,
-        num_items: int,
-        train: Tensor,
-        embedding_dim: int = 64,
-        num_layers: int = 3,
-        adjacency: Tensor | None = None,  # normalized_adjacency(train, ...), when the caller has it already
-    ):
+    def __init__(self, num_users: int, num_items: int, adjacency: Tensor, embedding_dim: EmbeddingDim = 64,
+                 num_layers: Layers = 3):
         super().__init__(num_users, num_items, embedding_dim)
         self.num_layers = num_layers
-        if adjacency is None:
-            adjacency = normalized_adjacency(train, num_users, num_items)
         self.register_buffer("adjacency", adjacency, persistent=False)
 
     def forward(self) -> tuple[Tensor, Tensor]:

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tuner.recsys.models.base import Recommender
-from tuner.recsys.models.graph import normalized_adjacency, propagate
+from tuner.recsys.models.base import Dropout, EmbeddingDim, Layers, Recommender
+from tuner.recsys.models.graph import propagate
 
 
 class NGCF(Recommender):
@@ -19,11 +19,10 @@ class NGCF(Recommender):
         self,
         num_users: int,
         num_items: int,
-        train: Tensor,
-        embedding_dim: int = 64,
-        num_layers: int = 3,
-        dropout: float = 0.1,
-        adjacency: Tensor | None = None,  # normalized_adjacency(train, ...), when the caller has it already
+        adjacency: Tensor,
+        embedding_dim: EmbeddingDim = 64,
+        num_layers: Layers = 3,
+        dropout: Dropout = 0.1,
     ):
         super().__init__(num_users, num_items, embedding_dim)
         self.dropout = dropout
@@ -32,8 +31,6 @@ class NGCF(Recommender):
         for layer in [*self.w1, *self.w2]:
             nn.init.xavier_uniform_(layer.weight)
             nn.init.zeros_(layer.bias)
-        if adjacency is None:
-            adjacency = normalized_adjacency(train, num_users, num_items)
         self.register_buffer("adjacency", adjacency, persistent=False)
 
     def forward(self) -> tuple[Tensor, Tensor]:
