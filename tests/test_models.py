@@ -4,8 +4,8 @@ from torch_geometric.nn import LightGCN as PygLightGCN
 
 from tuner.errors import ModelContractError
 from tuner.recsys.models import build_model, hyperparameter_model, model_class
-from tuner.recsys.models.registry import BUILTIN
 from tuner.recsys.models.graph import bipartite_edge_index, normalized_adjacency, propagate
+from tuner.recsys.models.registry import BUILTIN
 
 
 def _train(num_users=7, num_items=9, n=25, seed=0):

@@ -111,7 +111,7 @@ TUNING = MINIMAL + "params:\n"
         ("  lr: {type: float, low: 0.1, high: 0.01}", "params.lr: low (0.1) is greater than high (0.01)"),
         ("  lr: {type: float, low: 0, high: 0.1, log: true}", "params.lr: log: a log-scaled range needs low > 0"),
         ("  embedding_dim: {type: categorical, choices: []}", "params.embedding_dim: choices: a categorical parameter needs"),
-        ("  momentum: {type: float, low: 0, high: 1}", "params.momentum: lightgcn takes no hyperparameter momentum; its own: embedding_dim, num_layers; training: lr,"),
+        ("  momentum: {type: float, low: 0, high: 1}", "params.momentum: lightgcn takes no hyperparameter momentum"),
         ("  epochs: {type: int, low: 1, high: 5}", "params.epochs: not a searchable hyperparameter"),
         ("  num_layers: {type: int, low: 1.5, high: 3}", "params.num_layers: an int parameter needs integer"),
         ("  lr: {type: float, low: 0.001, high: 0.1, colour: red}", "params.lr.colour: unknown key"),

@@ -129,6 +129,7 @@ COMPACTED_FILE = "trial.parquet"
 PER_USER_DIR = "per_user"  # per_user/trial_id=<id>.parquet: test metrics per user at the best-validation epoch
 MANIFESTS_DIR = "manifests"  # manifests/trial_id=<id>.attempt=<n>.json: what each trial start ran
 BASELINES_FILE = "baselines.parquet"
+IDS_DIR = "ids"  # ids/users.parquet, ids/items.parquet: tuner's contiguous ids -> the dataset's own ids
 STUDY_FILE = "optuna.db"  # the Optuna study rebuilt from the records
 RESTARTED_DIR = "restarted"  # the first attempts of trials that --restart-errored ran again
 LOST_DIR = "lost"  # trials a killed driver had started after Ray's last snapshot: the rerun ran others instead

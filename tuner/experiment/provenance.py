@@ -46,9 +46,10 @@ def current() -> dict:
     }
 
 
-def record(directory: str, trial_resources: dict[str, float]) -> None:
+def record(directory: str, trial_resources: dict[str, float], model: dict | None = None) -> None:
     """The first run's provenance; a resume adds its command line to `resumed_with`. `trial_resources` (the CPUs
-    and GPUs each trial holds, as `resources: auto` resolved them) are the latest run's."""
+    and GPUs each trial holds, as `resources: auto` resolved them) and `model` (where the model came from: its
+    distribution and version, or its module's file and SHA-256) are the latest run's."""
     now = current()
     saved = load(directory)
     if saved:
@@ -56,6 +57,8 @@ def record(directory: str, trial_resources: dict[str, float]) -> None:
     else:
         saved = {**now, "started_at": directory}
     saved["trial_resources"] = trial_resources
+    if model is not None:
+        saved["model"] = model
     storage.write_text(storage.join(directory, PROVENANCE_FILE), json.dumps(saved, indent=2, sort_keys=True))
 
 

@@ -24,6 +24,8 @@ from urllib.parse import urlparse
 
 import tuner
 from tuner.errors import SpecError, TunerError, one_line
+from tuner.recsys.models import ModelSource, locate
+from tuner.recsys.models.registry import shippable_files
 from tuner.spec_loader import load_spec
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
@@ -91,10 +93,20 @@ def client(address: str, allow_insecure: bool = False):
         raise ClusterError(f"{address}: {one_line(exc)}") from None
 
 
-def stage_job(spec_path: Path, folder: Path) -> None:
-    """The job's working directory: this tuner package (so the cluster runs the submitter's code) and the spec."""
-    shutil.copytree(Path(tuner.__file__).parent, folder / "tuner", ignore=shutil.ignore_patterns("__pycache__"))
+def stage_job(spec_path: Path, folder: Path, model: ModelSource) -> None:
+    """The job's working directory: this tuner package (so the cluster runs the submitter's code), the spec, and the
+    spec's model when it is an import path found in a folder here (its top-level module or package): Ray puts the
+    working directory on every worker's sys.path, so a node that never saw the file imports it. A registered model
+    comes from its installed package, which the nodes must have (as they have tuner: cluster.yaml's setup)."""
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(Path(tuner.__file__).parent, folder / "tuner", ignore=ignore)
     shutil.copyfile(spec_path, folder / SPEC_IN_JOB)
+    shipped = shippable_files(model)
+    if shipped is not None and shipped.name != "tuner":
+        if shipped.is_dir():
+            shutil.copytree(shipped, folder / shipped.name, ignore=ignore)
+        else:
+            shutil.copyfile(shipped, folder / shipped.name)
 
 
 def entrypoint(storage: str | None, overrides: list[str], extra: list[str]) -> str:
@@ -134,7 +146,7 @@ def submit(
             f"end or `tuner jobs stop {running}`"
         )
     with tempfile.TemporaryDirectory() as folder:
-        stage_job(spec_path, Path(folder))
+        stage_job(spec_path, Path(folder), locate(spec.model, spec.model_folder))
         deadline = time.monotonic() + AGENT_WAIT_S
         while True:
             try:

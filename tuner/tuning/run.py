@@ -12,7 +12,7 @@ import pyarrow.fs as pafs
 
 from tuner import storage, timeline
 from tuner.errors import SpecError
-from tuner.experiment import provenance
+from tuner.experiment import dataset_ids, provenance
 from tuner.experiment.layout import experiment_dir as make_experiment_dir
 from tuner.experiment.layout import load_saved_spec, save_spec, spec_differences
 from tuner.experiment.lock import ExperimentLock
@@ -116,6 +116,15 @@ def run_experiment(
         return _run(spec, directory, existing, data_dir, resume_errored, restart_errored, warm_start=warm_start)
 
 
+def model_origin(spec: ExperimentSpec) -> dict:
+    """Where the spec's model comes from (loaded already: the spec was checked against it)."""
+    from tuner.recsys.models import locate
+
+    source = locate(spec.model, spec.model_folder)
+    source.load()
+    return source.origin()
+
+
 def with_base(spec: ExperimentSpec, directory: str) -> ExperimentSpec:
     """`base:` — `fixed` completed from the best finished trial of the experiment at `directory`: explicitly fixed
     values win, searched names (and the seed, with `seeds`) stay searched."""
@@ -187,8 +196,9 @@ def _run(
 
             earlier = Experiment(directory, extending).trials if extending is not None else None
             save_spec(directory, spec)
+            dataset_ids.write(directory, data.user_ids, data.item_ids)
             tuner = search.new_tuner(spec, data, parent(directory), directory, plan, earlier, warm_start)
-        provenance.record(directory, {"cpu": plan.cpu, "gpu": plan.gpu})
+        provenance.record(directory, {"cpu": plan.cpu, "gpu": plan.gpu}, model_origin(spec))
         pending_baselines = search.start_baselines(spec, data, directory)
         timeline.mark("fit_start")
         search.fit(tuner)

@@ -80,7 +80,7 @@ def train_trial(config: dict[str, Any], *, data: SplitData, spec_json: str, expe
     writer = RecordWriter(experiment_dir, trial_id, hp.k, column_types(model_class))
     attempt = writer.start_attempt()
     provenance.record_trial(experiment_dir, trial_id, attempt, device=str(device), split_hash=data.split_hash,
-                            seed=hp.seed, model=model.origin())
+                            seed=hp.seed, model=model.origin(), node=ray.get_runtime_context().get_node_id())
     base_row = {
         "experiment": spec.name, "trial_id": trial_id, "attempt": attempt, "model": spec.model,
         "dataset": data.dataset, "split_hash": data.split_hash, "seed": hp.seed, "device": str(device),

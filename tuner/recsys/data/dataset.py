@@ -13,8 +13,8 @@ import platformdirs
 
 from tuner import storage
 from tuner.errors import DataError
-from tuner.recsys.data import synthetic
-from tuner.recsys.data.config import DatasetSpec
+from tuner.recsys.data import interaction_files, synthetic
+from tuner.recsys.data.config import INTERACTIONS, DatasetSpec
 from tuner.recsys.data.download import dataset_folder, default_data_dir, ensure_files
 from tuner.recsys.data.interactions import k_core, subsample_users, to_implicit
 from tuner.recsys.data.sources import DATASETS
@@ -36,6 +36,9 @@ class SplitData:
     test: np.ndarray
     split_hash: str
     counts: dict = field(default_factory=dict)
+    # the dataset's own id of each user and item (index: tuner's contiguous id), integers or strings
+    user_ids: np.ndarray | None = field(default=None, repr=False)
+    item_ids: np.ndarray | None = field(default=None, repr=False)
 
     def edges(self, split: str) -> np.ndarray:
         return {"train": self.train, "val": self.val, "test": self.test}[split]
@@ -75,7 +78,7 @@ def prepare(spec: DatasetSpec, data_dir: str | Path | None = None, cache_dir: st
     """Read, threshold, deduplicate, remap and split the dataset; reuse a cached split with the same hash."""
     source = DATASETS[spec.name]
     folder = None
-    if source.folder is not None or spec.path is not None:
+    if source.folder is not None or (spec.path is not None and spec.name != INTERACTIONS):
         folder = ensure_files(source, dataset_folder(source, Path(data_dir or default_data_dir()), spec.path))
     fingerprint = _fingerprint(spec, folder)
     split_hash = _hash(spec, fingerprint)
@@ -84,7 +87,9 @@ def prepare(spec: DatasetSpec, data_dir: str | Path | None = None, cache_dir: st
     if cached is not None:
         return cached
 
-    if source.reader is None:
+    if spec.name == INTERACTIONS:
+        interactions = interaction_files.read(spec)
+    elif source.reader is None:
         interactions = synthetic.generate(spec.synthetic_options)
     elif folder is None:
         raise DataError(f"dataset.path: {spec.name} is read from a folder; give its path")
@@ -108,6 +113,8 @@ def prepare(spec: DatasetSpec, data_dir: str | Path | None = None, cache_dir: st
         num_items=graph.num_items,
         split_hash=split_hash,
         counts=graph.counts,
+        user_ids=graph.user_ids,
+        item_ids=graph.item_ids,
         **edges,
     )
     _write_cache(cache_file, data)
@@ -120,6 +127,8 @@ def _sorted_edges(users: np.ndarray, items: np.ndarray) -> np.ndarray:
 
 
 def _fingerprint(spec: DatasetSpec, folder: Path | None) -> dict:
+    if spec.name == INTERACTIONS:
+        return interaction_files.fingerprint(spec)
     if folder is None:
         return spec.synthetic_options.model_dump()
     return {name: _file_digest(folder / name) for name in DATASETS[spec.name].files}
@@ -143,6 +152,8 @@ def _hash(spec: DatasetSpec, fingerprint: dict) -> str:
         **({"k_core": [spec.min_user_interactions, spec.min_item_interactions]}
            if spec.min_user_interactions > 1 or spec.min_item_interactions > 1 else {}),
         "split": spec.split.model_dump(),
+        **({"format": spec.format, "columns": spec.columns.model_dump() if spec.columns else None}
+           if spec.name == INTERACTIONS else {}),
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -160,6 +171,8 @@ def _read_cache(path: Path, dataset: str, split_hash: str) -> SplitData | None:
                 test=npz["test"],
                 split_hash=split_hash,
                 counts=meta["counts"],
+                user_ids=npz["user_ids"],
+                item_ids=npz["item_ids"],
             )
     except (OSError, KeyError, ValueError):
         return None  # absent or unreadable: recompute and overwrite
@@ -170,6 +183,13 @@ def _write_cache(path: Path, data: SplitData) -> None:
     meta = {"num_users": data.num_users, "num_items": data.num_items, "counts": data.counts}
     try:
         with storage.atomic_output(str(path)) as out:
-            np.savez(out, train=data.train, val=data.val, test=data.test, meta=np.array(json.dumps(meta)))
+            np.savez(out, train=data.train, val=data.val, test=data.test, meta=np.array(json.dumps(meta)),
+                     user_ids=_plain(data.user_ids), item_ids=_plain(data.item_ids))
     except OSError:
         pass
+
+
+def _plain(ids: np.ndarray | None) -> np.ndarray:
+    """Ids as an array np.load reads without pickle: numbers, or fixed-width text."""
+    ids = np.asarray(ids if ids is not None else [])
+    return ids.astype(str) if ids.dtype == object else ids

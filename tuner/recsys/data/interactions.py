@@ -18,10 +18,11 @@ class Interactions:
     ratings: np.ndarray | None = None
     timestamps: np.ndarray | None = None
     given_test: np.ndarray | None = None  # True where the dataset's own test set holds the row
+    given_val: np.ndarray | None = None  # True where the dataset's own validation set holds the row
 
     def __post_init__(self) -> None:
         n = len(self.users)
-        for name in ("items", "ratings", "timestamps", "given_test"):
+        for name in ("items", "ratings", "timestamps", "given_test", "given_val"):
             column = getattr(self, name)
             if column is not None and len(column) != n:
                 raise ValueError(f"interactions column {name} has {len(column)} rows, expected {n}")
@@ -38,13 +39,18 @@ class ImplicitGraph:
     timestamps: np.ndarray | None
     given_test: np.ndarray | None
     counts: dict = field(default_factory=dict)
+    given_val: np.ndarray | None = None
+    # the dataset's own id of each user and item (index: the contiguous id), so that results can name them
+    user_ids: np.ndarray | None = None
+    item_ids: np.ndarray | None = None
 
 
 def to_implicit(interactions: Interactions, rating_threshold: float | None, dataset: str) -> ImplicitGraph:
     """Keep ratings >= threshold as edges, collapse duplicate (user, item) pairs, remap ids.
 
-    Duplicates keep the earliest timestamp; for a dataset with its own test set, a pair present in both
-    train and test stays a train edge (it is already known at training time).
+    Duplicates keep the earliest timestamp; for a dataset with its own test (and validation) set, a pair present in
+    train and test stays a train edge (it is already known at training time), one in validation and test a
+    validation edge.
     """
     keep = np.ones(len(interactions.users), dtype=bool)
     if rating_threshold is not None:
@@ -57,6 +63,7 @@ def to_implicit(interactions: Interactions, rating_threshold: float | None, data
     items = interactions.items[keep]
     timestamps = None if interactions.timestamps is None else interactions.timestamps[keep]
     given_test = None if interactions.given_test is None else interactions.given_test[keep]
+    given_val = None if interactions.given_val is None else interactions.given_val[keep]
     if len(users) == 0:
         raise DataError(
             f"dataset {dataset}: no interactions left after rating_threshold {rating_threshold} "
@@ -71,8 +78,8 @@ def to_implicit(interactions: Interactions, rating_threshold: float | None, data
     sort_keys = []  # np.lexsort: the last key is the primary one
     if timestamps is not None:
         sort_keys.append(timestamps)
-    if given_test is not None:
-        sort_keys.append(given_test)
+    if given_test is not None:  # train before validation before test
+        sort_keys.append(2 * given_test.astype(np.int8) + (given_val if given_val is not None else 0))
     order = np.lexsort((*sort_keys, key))
     _, first = np.unique(key[order], return_index=True)
     rows = np.sort(order[first])
@@ -91,7 +98,10 @@ def to_implicit(interactions: Interactions, rating_threshold: float | None, data
         items=items[rows].astype(np.int64),
         timestamps=None if timestamps is None else timestamps[rows],
         given_test=None if given_test is None else given_test[rows],
+        given_val=None if given_val is None else given_val[rows],
         counts=counts,
+        user_ids=user_ids,
+        item_ids=item_ids,
     )
 
 
@@ -133,6 +143,9 @@ def _edges_kept(graph: ImplicitGraph, keep: np.ndarray, **counts) -> ImplicitGra
         items=items.astype(np.int64),
         timestamps=None if graph.timestamps is None else graph.timestamps[keep],
         given_test=None if graph.given_test is None else graph.given_test[keep],
+        given_val=None if graph.given_val is None else graph.given_val[keep],
+        user_ids=None if graph.user_ids is None else graph.user_ids[user_ids],
+        item_ids=None if graph.item_ids is None else graph.item_ids[item_ids],
         counts={**graph.counts, "edges": int(keep.sum()), "users": int(len(user_ids)), "items": int(len(item_ids)),
                 **counts},
     )

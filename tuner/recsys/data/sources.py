@@ -88,6 +88,13 @@ DATASETS: dict[str, DatasetSource] = {
             has_given_split=True,
         ),
         DatasetSource(
+            name="interactions",
+            description="your own interactions: a CSV, TSV, parquet or RecBole .inter file or URI (dataset.path), or "
+                        "dataset.train / test / val files",
+            folder=None,
+            has_given_split=True,
+        ),
+        DatasetSource(
             name="synthetic",
             description="seeded generator with planted user/item clusters (dataset.synthetic sets its size)",
             folder=None,

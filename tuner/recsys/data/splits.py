@@ -30,9 +30,12 @@ def assign(graph: ImplicitGraph, spec: SplitSpec, dataset: str) -> Assignment:
         if graph.given_test is None:
             raise DataError(f"dataset.split.kind: {dataset} has no given test set; use random, per_user or temporal")
         split = np.where(graph.given_test, TEST, TRAIN).astype(np.int8)
-        train = np.flatnonzero(split == TRAIN)
-        n_val = int(round(spec.val * len(train)))
-        split[rng.choice(train, size=n_val, replace=False)] = VAL
+        if graph.given_val is not None:  # the dataset's own validation set
+            split[graph.given_val & ~graph.given_test] = VAL
+        else:  # carved from train
+            train = np.flatnonzero(split == TRAIN)
+            n_val = int(round(spec.val * len(train)))
+            split[rng.choice(train, size=n_val, replace=False)] = VAL
     else:  # pragma: no cover - pydantic restricts kind
         raise AssertionError(spec.kind)
     _check_not_empty(split, spec, dataset)

@@ -40,7 +40,7 @@ def hyperparameter_model(cls: type[Recommender]) -> type[BaseModel]:
     """A pydantic model of the class's own hyperparameters: one field per constructor parameter beyond the sizes
     and graph inputs, with its annotation and default. ModelContractError names a parameter that has no
     annotation, no default, or a type that is not int, float, bool, str or a Literal of them."""
-    where = f"{cls.__module__}:{cls.__qualname__}"
+    where = f"model: {cls.__module__}:{cls.__qualname__}"
     try:
         hints = typing.get_type_hints(cls.__init__, include_extras=True)
     except Exception as exc:
@@ -60,7 +60,7 @@ def hyperparameter_model(cls: type[Recommender]) -> type[BaseModel]:
             raise ModelContractError(f"{where}: hyperparameter {name} is annotated {_type_name(hints[name])}; expected "
                                      "int, float, bool, str or a Literal of them (optionally Annotated, or | None)")
         fields[name] = (hints[name], parameter.default)
-    config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, validate_default=True)
     model = create_model(f"{cls.__name__}Hyperparameters", __config__=config, **fields)
     try:
         model()
@@ -154,8 +154,8 @@ def dry_run(cls: type[Recommender], hyperparameters: Mapping[str, Any], where: s
     except Exception as exc:
         raise ModelContractError(f"{where}: auxiliary_loss() on a tiny graph raised {type(exc).__name__}: {exc}") from None
     if extra is not None and not (isinstance(extra, Tensor) and extra.dim() == 0 and extra.is_floating_point()):
-        got = f"a {tuple(extra.shape)} {extra.dtype} tensor" if isinstance(extra, Tensor) else type(extra).__name__
-        raise ModelContractError(f"{where}: auxiliary_loss() returned {got}; expected a scalar float tensor or None")
+        raise ModelContractError(f"{where}: auxiliary_loss() returned {_describe(extra)}; expected a scalar float "
+                                 "tensor or None")
 
 
 def _check_embeddings(output: Any, num_users: int, num_items: int, where: str) -> tuple[Tensor, Tensor]:
