@@ -221,7 +221,8 @@ def test_a_model_in_a_temporary_folder_is_tuned_two_trials_at_once_and_its_best_
     models.mkdir()
     module = _plugin(models)
     spec = _spec(models, module, "params:\n  scale: {type: float, low: 0.5, high: 2.0}\n"
-                                 "  smoothing: {type: categorical, choices: [0.0, 0.1]}\n  lr: {type: float, low: 0.005, high: 0.05}\n"
+                                 "  smoothing: {type: categorical, choices: [0.0, 0.1]}\n"
+                                 "  lr: {type: float, low: 0.005, high: 0.05}\n"
                                  "search: {num_samples: 4, max_concurrent: 2}\nscheduler: {kind: none}\n")
     elsewhere = tmp_path / "elsewhere"  # run from another folder: the model is found in the spec's folder
     elsewhere.mkdir()
