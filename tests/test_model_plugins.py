@@ -6,6 +6,7 @@ import json
 import textwrap
 import uuid
 
+import pandas as pd
 import pytest
 
 from tests.cli import tuner, tuner_subprocess
@@ -56,8 +57,22 @@ def _plugin(folder, source=PLUGIN, name=None):
 
 def _spec(folder, module, extra=""):
     path = folder / "spec.yaml"
-    path.write_text(SPEC.format(module=module) + extra)
+    text = SPEC.format(module=module) + extra
+    if (folder / "log.csv").exists():  # the researcher's own data too
+        text = text.replace("  name: synthetic\n  synthetic: {num_users: 60, num_items: 40, interactions_per_user: 10}",
+                            f"  name: interactions\n  path: {folder / 'log.csv'}")
+    path.write_text(text)
     return path
+
+
+def _own_interaction_log(path):
+    """A CSV with string ids, as a researcher's log: the synthetic dataset's edges under other names."""
+    from tuner.recsys.data import SyntheticSpec
+    from tuner.recsys.data.synthetic import generate
+
+    log = generate(SyntheticSpec(num_users=60, num_items=40, interactions_per_user=10))
+    pd.DataFrame({"user": [f"user-{u}" for u in log.users], "item": [f"item-{i}" for i in log.items]}).to_csv(
+        path, index=False)
 
 
 def _one_line_error(result):
@@ -220,6 +235,7 @@ def test_a_model_in_a_temporary_folder_is_tuned_two_trials_at_once_and_its_best_
     models = tmp_path / "my-research"
     models.mkdir()
     module = _plugin(models)
+    _own_interaction_log(models / "log.csv")
     spec = _spec(models, module, "params:\n  scale: {type: float, low: 0.5, high: 2.0}\n"
                                  "  smoothing: {type: categorical, choices: [0.0, 0.1]}\n"
                                  "  lr: {type: float, low: 0.005, high: 0.05}\n"
@@ -238,6 +254,8 @@ def test_a_model_in_a_temporary_folder_is_tuned_two_trials_at_once_and_its_best_
     manifest = json.loads(next((tmp_path / "out" / "own-model" / "manifests").iterdir()).read_text())
     assert manifest["model"] == provenance["model"]
     assert "scale" in (tmp_path / "out" / "own-model" / "optuna.db").read_bytes().decode("latin-1")
+    users = pd.read_parquet(tmp_path / "out" / "own-model" / "ids" / "users.parquet")
+    assert users["original"].str.startswith("user-").all() and list(users["id"]) == list(range(len(users)))
 
     best = tuner("best", tmp_path / "out" / "own-model", "--out", models / "best.yaml", cwd=elsewhere)
     assert best.returncode == 0, best.stderr

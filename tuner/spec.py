@@ -319,6 +319,8 @@ def format_errors(exc: ValidationError) -> list[str]:
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key"
+        if loc and message.startswith(f"{loc}."):  # the message names a field inside the block itself
+            loc = ""
         lines.append(f"{loc}: {message}" if loc else message)  # model-level messages name their fields
     return lines
 
