@@ -1,6 +1,7 @@
 """`tuner submit` / `tuner jobs` against a real Ray cluster on loopback: a head and a worker node (each its own
 raylet, from ray.cluster_utils.Cluster), token authentication on, torn down afterwards."""
 
+import json
 import os
 import shutil
 import socket
@@ -140,6 +141,65 @@ def test_submit_wait_then_report(cluster):
     reused = _tuner("submit", _spec(folder, "smoke"), "--address", cluster["address"], "--storage", storage,
                     "--submission-id", "smoke-1", env=env)
     assert reused.returncode == 2 and "'smoke-1' was already used" in reused.stderr
+
+
+CLUSTER_MODEL = """\
+from tuner import Recommender
+
+
+class Doubled(Recommender):
+    def __init__(self, num_users: int, num_items: int, embedding_dim: int = 8, factor: float = 2.0):
+        super().__init__(num_users, num_items, embedding_dim)
+        self.factor = factor
+
+    def forward(self):
+        return self.user_embedding.weight * self.factor, self.item_embedding.weight
+"""
+
+
+@pytest.mark.slow
+def test_submit_ships_a_model_from_a_local_file_and_the_worker_node_trains_it(cluster):
+    folder, env = cluster["folder"], _env(cluster["token_file"])
+    research = folder / "research"  # the model file lives only here, beside the spec, on the submitting machine
+    research.mkdir()
+    (research / "cluster_model.py").write_text(CLUSTER_MODEL)
+    # trials long enough (seconds, not the one second a worker takes to start) that three run at once: the head has
+    # one CPU, so the worker takes some
+    spec = _spec(research, "own-model", epochs=60, batch=16, users=200).rename(research / "spec.yaml")
+    spec.write_text(spec.read_text().replace("model: lightgcn", "model: cluster_model:Doubled")
+                    .replace("num_layers: 1, ", "").replace("lr: {", "factor: {type: float, low: 0.5, high: 4}\n  lr: {"))
+    storage = folder / "runs"
+    worker = _worker_node_id(cluster)  # the worker has joined: the run plans for its CPUs too
+    submitted = _tuner("submit", spec, "--address", cluster["address"], "--storage", storage, env=env)
+    assert submitted.returncode == 0, submitted.stderr
+    (research / "cluster_model.py").unlink()  # the job has its own copy: nothing reads this path any more
+    job_id = submitted.stdout.strip()
+    logs = _tuner("jobs", "logs", job_id, "--follow", "--address", cluster["address"], env=env).stdout
+    assert "trials: 3 of 3 — 3 finished" in logs, logs[-4000:]
+    frame = records.load(str(storage / "own-model"))
+    assert len(frame) == 3 * 60 and frame["param_factor"].between(0.5, 4).all()
+    manifests = [json.loads(p.read_text()) for p in (storage / "own-model" / "manifests").iterdir()]
+    trained_on = {m["node"] for m in manifests}
+    assert worker in trained_on, (trained_on, logs[-3000:])  # the node that never saw the file trained it
+    assert all(m["model"]["file"].endswith("cluster_model.py") and str(research) not in m["model"]["file"]
+               for m in manifests)  # each worker imported the job's copy
+
+
+def _worker_node_id(cluster) -> str:
+    """The id of the cluster's worker node, from the dashboard's state API, once it has joined."""
+    import urllib.request
+
+    request = urllib.request.Request(f"{cluster['address']}/api/v0/nodes?detail=1", headers={
+        "Authorization": f"Bearer {cluster['token_file'].read_text().strip()}"})
+    deadline = time.time() + 90
+    while True:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            nodes = json.loads(response.read())["data"]["result"]["result"]
+        workers = [n["node_id"] for n in nodes if not n["is_head_node"] and n["state"] == "ALIVE"]
+        if workers or time.time() > deadline:
+            assert len(workers) == 1, nodes
+            return workers[0]
+        time.sleep(1)
 
 
 @pytest.mark.slow
