@@ -8,7 +8,7 @@ from tuner.recsys.data.download import ensure_files
 def test_every_named_dataset_is_registered():
     assert set(DATASETS) == {
         "movielens-100k", "movielens-1m", "movielens-latest-small", "gowalla", "yelp2018", "amazon-book",
-        "lightgcn-format", "synthetic",
+        "lightgcn-format", "interactions", "synthetic",
     }
 
 

@@ -200,3 +200,12 @@ def test_searching_what_the_model_does_not_use_is_an_error(tmp_path):
     text = MINIMAL + "params:\n  dropout: {type: float, low: 0.0, high: 0.5}\n"
     assert "params.dropout: lightgcn takes no hyperparameter dropout" in _error(tmp_path, text)
     assert "fixed.heads: lightgcn takes no hyperparameter heads" in _error(tmp_path, MINIMAL, ["heads=2"])
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("fixed: {weight_decay: .inf}\n", "fixed.weight_decay: Input should be a finite number"),
+    ("params:\n  lr: {type: float, low: 0.001, high: .inf, log: true}\n", "params.lr.high: Input should be a finite number"),
+    ("params:\n  lr: {type: float, low: .nan, high: 0.1}\n", "params.lr.low: Input should be a finite number"),
+])
+def test_every_number_is_finite(tmp_path, text, expected):
+    assert expected in _error(tmp_path, MINIMAL + text)
