@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import posixpath
 
-import pandas as pd
 import pyarrow as pa
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from tuner import storage
@@ -24,12 +22,3 @@ def write(experiment_dir: str, user_ids, item_ids) -> None:
         with storage.atomic_output(posixpath.join(root, IDS_DIR, f"{kind}.parquet"), fs) as stream:
             pq.write_table(table, stream)
 
-
-def load(experiment_dir: str, kind: str) -> pd.DataFrame:
-    """`kind`: users or items; an empty frame when the experiment has no such file (it predates them)."""
-    fs, root = storage.resolve(experiment_dir)
-    path = posixpath.join(root, IDS_DIR, f"{kind}.parquet")
-    if fs.get_file_info(path).type != pafs.FileType.File:
-        return pd.DataFrame(columns=["id", "original"])
-    with fs.open_input_file(path) as f:
-        return pq.read_table(f).to_pandas()

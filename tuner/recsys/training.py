@@ -95,7 +95,7 @@ def build_model_for(model: str | type[Recommender], data: SplitData, hp: Hyperpa
     cls = model_class(model)
     torch.manual_seed(hp.seed)
     edges = train if train is not None else torch.tensor(data.train)
-    return build(cls, data.num_users, data.num_items, edges, complete(cls, hp.model_values()), adjacency)
+    return build(cls, data.num_users, data.num_items, edges, hp.model_values(), adjacency)  # the rest: its defaults
 
 
 class Trainer:

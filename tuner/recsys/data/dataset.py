@@ -80,15 +80,16 @@ def prepare(spec: DatasetSpec, data_dir: str | Path | None = None, cache_dir: st
     folder = None
     if source.folder is not None or (spec.path is not None and spec.name != INTERACTIONS):
         folder = ensure_files(source, dataset_folder(source, Path(data_dir or default_data_dir()), spec.path))
-    fingerprint = _fingerprint(spec, folder)
+    contents = interaction_files.read_all(spec) if spec.name == INTERACTIONS else None
+    fingerprint = interaction_files.fingerprint(contents) if contents is not None else _fingerprint(spec, folder)
     split_hash = _hash(spec, fingerprint)
     cache_file = Path(cache_dir or default_cache_dir()) / f"{spec.name}-{split_hash}.npz"
     cached = _read_cache(cache_file, spec.name, split_hash)
     if cached is not None:
         return cached
 
-    if spec.name == INTERACTIONS:
-        interactions = interaction_files.read(spec)
+    if contents is not None:
+        interactions = interaction_files.read(spec, contents)
     elif source.reader is None:
         interactions = synthetic.generate(spec.synthetic_options)
     elif folder is None:
@@ -127,8 +128,6 @@ def _sorted_edges(users: np.ndarray, items: np.ndarray) -> np.ndarray:
 
 
 def _fingerprint(spec: DatasetSpec, folder: Path | None) -> dict:
-    if spec.name == INTERACTIONS:
-        return interaction_files.fingerprint(spec)
     if folder is None:
         return spec.synthetic_options.model_dump()
     return {name: _file_digest(folder / name) for name in DATASETS[spec.name].files}

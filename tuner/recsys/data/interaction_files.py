@@ -42,16 +42,22 @@ def read_bytes(file: str) -> bytes:
         raise DataError(f"{file}: cannot be read ({' '.join(str(exc).split()) or type(exc).__name__})") from None
 
 
-def fingerprint(spec: DatasetSpec) -> dict[str, str]:
+def read_all(spec: DatasetSpec) -> dict[str, bytes]:
+    """role -> the bytes of each file the spec names, read once (an object-store file is downloaded once)."""
+    return {role: read_bytes(file) for role, file in spec.files().items()}
+
+
+def fingerprint(contents: dict[str, bytes]) -> dict[str, str]:
     """role -> SHA-256 of the file's content (the split hash covers it: a changed file makes another split)."""
-    return {role: hashlib.sha256(read_bytes(file)).hexdigest() for role, file in spec.files().items()}
+    return {role: hashlib.sha256(data).hexdigest() for role, data in contents.items()}
 
 
-def read(spec: DatasetSpec) -> Interactions:
-    """Every file of the spec as one Interactions, with given_test / given_val marking the dataset's own split."""
+def read(spec: DatasetSpec, contents: dict[str, bytes]) -> Interactions:
+    """Every file of the spec (`contents`: read_all's) as one Interactions, with given_test / given_val marking the
+    dataset's own split."""
     frames = []
     for role, file in spec.files().items():
-        frame = read_file(file, spec.file_format(file), spec.columns or ColumnsSpec())
+        frame = read_file(file, contents[role], spec.file_format(file), spec.columns or ColumnsSpec())
         frames.append((role, frame))
     import pandas as pd
 
@@ -77,9 +83,8 @@ def _ids(column: pd.Series) -> np.ndarray:
     return values
 
 
-def read_file(file: str, file_format: str, columns: ColumnsSpec) -> pd.DataFrame:
-    """The file's user and item ids as text, and its rating and timestamp (when it has them) as numbers."""
-    data = read_bytes(file)
+def read_file(file: str, data: bytes, file_format: str, columns: ColumnsSpec) -> pd.DataFrame:
+    """The file's (`data`) user and item ids as text, and its rating and timestamp (when it has them) as numbers."""
     if not data.strip():
         raise DataError(f"{file}: is empty; expected one interaction per line")
     frame, first_line = _parquet(file, data) if file_format == "parquet" else _text(file, data, file_format, columns)
