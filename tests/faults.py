@@ -2,6 +2,7 @@
 `training.PROCESS_CALLBACKS` through Ray's `worker_process_setup_hook`. What to inject is read from
 <TUNER_TEST_FAULT_DIR>/faults.json at each epoch:
   {"raise_once_at_epoch": 5}        every trial raises once, at the start of that epoch
+  {"raise_always_at_epoch": 3}      every trial raises at the start of that epoch, on every attempt
   {"nan_when_lr_at_least": 0.3}     trials with such a learning rate get a NaN loss ...
   {"nan_from_epoch": 4}             ... from that epoch on (default: from the first)
   {"sleep_per_batch": 0.05}         every batch takes that much longer (inside the timed epoch)
@@ -24,6 +25,8 @@ def _config() -> dict:
 class Faults(training.Callback):
     def on_epoch_start(self, trainer, epoch):
         self.config = _config()
+        if self.config.get("raise_always_at_epoch") == epoch:
+            raise ValueError(f"deterministic fault at epoch {epoch}")
         if self.config.get("raise_once_at_epoch") == epoch:
             from ray import tune
 

@@ -50,8 +50,8 @@ def test_diverged_and_errored_trials_are_failed_not_complete():
     for trial_id in ("diverged", "errored"):
         searcher.suggest(trial_id)
     searcher.on_trial_result("errored", {"epoch": 1, METRIC: 0.25})
-    searcher.on_trial_result("diverged", {"epoch": 2, METRIC: float("-inf"), "diverged": True})
-    searcher.on_trial_complete("diverged", {"epoch": 2, METRIC: float("-inf"), "diverged": True})
+    searcher.on_trial_result("diverged", {"epoch": 2, METRIC: float("-inf"), "ended_itself": "diverged"})
+    searcher.on_trial_complete("diverged", {"epoch": 2, METRIC: float("-inf"), "ended_itself": "diverged"})
     searcher.on_trial_complete("errored", {"epoch": 1, METRIC: 0.25}, error=True)
     assert [(t.state.name, t.value) for t in trials()] == [("FAIL", None), ("FAIL", None)]
     assert trials()[0].intermediate_values == {}  # the diverged report is never told
@@ -69,7 +69,7 @@ def test_a_grid_sampler_that_stops_the_study_while_told_a_failure_does_not_crash
     grid = optuna.samplers.GridSampler({"lr": [0.01]})
     searcher, trials = _searcher(sampler=grid, lr=optuna.distributions.CategoricalDistribution([0.01]))
     searcher.suggest("only")
-    searcher.on_trial_complete("only", {"epoch": 1, METRIC: float("-inf"), "diverged": True})
+    searcher.on_trial_complete("only", {"epoch": 1, METRIC: float("-inf"), "ended_itself": "diverged"})
     assert [t.state.name for t in trials()] == ["FAIL"]
 
 
@@ -148,7 +148,7 @@ def test_progress_lines_name_each_ended_trial_its_best_epoch_the_runs_best_and_t
     for epoch, value in [(1, 0.2), (2, 0.3), (3, 0.25)]:
         tally.offer("a", {"epoch": epoch, METRIC: value, "val/users": 5.0})
     tally.offer("b", {"epoch": 1, METRIC: 0.9, "val/users": 5.0})
-    tally.offer("c", {"epoch": 1, METRIC: float("-inf"), "diverged": True})
+    tally.offer("c", {"epoch": 1, METRIC: float("-inf"), "ended_itself": "diverged"})
     first = tally.line("a", StopReason.FINISHED, {"lr": 0.0123456, "num_layers": 2}, now=110.0)
     assert first == (f"[2/4] a finished: {METRIC} 0.3000 at epoch 2; run's best 0.3000 (a); about 20 s left; "
                      "lr=0.01235 num_layers=2")

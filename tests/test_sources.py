@@ -85,3 +85,28 @@ def test_a_non_numeric_movielens_id_is_named(tmp_path):
     spec = DatasetSpec.model_validate({"name": "movielens-100k", "split": {"kind": "given"}})
     with pytest.raises(DataError, match=r"u1.base: user 'abc' is not a number"):
         prepare(spec, tmp_path, cache_dir=tmp_path / "cache")
+
+
+@pytest.mark.parametrize(
+    "name, files, expected",
+    [
+        ("movielens-1m", {"ml-1m/ratings.dat": b""}, "ratings.dat: holds no interactions"),
+        ("movielens-100k", {"ml-100k/u1.base": b"1\t2\t5\t881250949\n", "ml-100k/u1.test": b""},
+         "u1.test: holds no interactions"),
+        ("movielens-latest-small", {"ml-latest-small/ratings.csv": b"userId,movieId,rating,timestamp\n"},
+         "ratings.csv: holds no interactions"),
+        ("movielens-1m", {"ml-1m/ratings.dat": b"1::2::5::1\n1::\xe9::5::1\n"}, "ratings.dat: is not UTF-8 text"),
+        ("lightgcn-format", {"lg/train.txt": b"0 1 2\n1 \xff\xfe 3\n", "lg/test.txt": b"0 3\n"},
+         "train.txt:2: is not UTF-8 text"),
+        ("lightgcn-format", {"lg/train.txt": b"\n", "lg/test.txt": b"0 3\n"}, "train.txt: holds no interactions"),
+    ],
+)
+def test_an_empty_or_binary_data_file_is_one_line_naming_it(tmp_path, name, files, expected):
+    for relative, content in files.items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_bytes(content)
+    path = {"path": str(tmp_path / "lg")} if name == "lightgcn-format" else {}
+    spec = DatasetSpec.model_validate({"name": name, **path})
+    with pytest.raises(DataError, match=expected) as info:
+        prepare(spec, tmp_path, cache_dir=tmp_path / "cache")
+    assert "\n" not in str(info.value)

@@ -1,3 +1,6 @@
+import os
+import re
+
 import pytest
 
 from tuner.errors import SpecError
@@ -52,6 +55,20 @@ def test_an_alias_bomb_is_refused_in_one_line(tmp_path):
 def test_a_huge_file_is_not_a_spec(tmp_path):
     message = _error(tmp_path, MINIMAL + "#" * 2**20 + "\n")
     assert "bytes; a spec is at most 1048576" in message
+
+
+@pytest.mark.timeout(20)
+def test_a_device_a_fifo_a_folder_or_binary_is_not_read_as_a_spec(tmp_path):
+    """/dev/zero reports size 0 and never ends, a FIFO blocks its reader: neither is read at all."""
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"name: \xff\xfe\n")
+    cases = {"/dev/zero": "/dev/zero: is not a regular file", str(fifo): "fifo.yaml: is not a regular file",
+             str(tmp_path): "is a folder", str(binary): "binary.yaml: is not UTF-8 text (byte 6)"}
+    for path, expected in cases.items():
+        with pytest.raises(SpecError, match=re.escape(expected)):
+            load_spec(path, ())
 
 
 @pytest.mark.parametrize(

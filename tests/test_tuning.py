@@ -6,13 +6,21 @@ import pickle
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import ray
 import torch
 
-from tests.tuning_helpers import assert_one_row_per_trial_epoch, optuna_from_db, optuna_states, optuna_trials, tiny_spec
+from tests.tuning_helpers import (
+    assert_invariants,
+    assert_one_row_per_trial_epoch,
+    optuna_from_db,
+    optuna_states,
+    optuna_trials,
+    tiny_spec,
+)
 from tuner.analysis.console import run_summary_text
-from tuner.errors import SpecError
+from tuner.errors import DataError, SpecError
 from tuner.experiment import baselines as baselines_file
 from tuner.experiment import provenance
 from tuner.experiment import records as records_module
@@ -130,17 +138,66 @@ def test_trials_a_killed_driver_started_after_rays_last_snapshot_are_set_aside(t
     assert [p.name for p in (Path(summary.experiment_dir) / "lost").iterdir()] == ["trial_id=0a0a0a0a"]
 
 
-def test_a_damaged_experiment_state_is_one_line(tmp_path, ray_with_faults):
-    from tuner.errors import SpecError
-
+@pytest.mark.parametrize("damage", ["experiment_state", "tuner.pkl"])
+def test_rays_damaged_state_is_set_aside_and_the_rerun_starts_again_from_the_records(tmp_path, ray_with_faults, capsys,
+                                                                                      damage):
+    """A full disk or an interrupted copy leaves Ray's state cut short: the rerun keeps it in damaged/, tells a new
+    search the trials the records show ended, and runs the rest (it crashed with a JSONDecodeError, or said
+    --fresh, which deletes the records)."""
     _set_faults(ray_with_faults)
     spec = tiny_spec(tmp_path, fixed={"embedding_dim": 8, "num_layers": 1, "epochs": 2, "batch_size": 128, "k": [10]})
     summary = run_experiment(spec)
-    shutil.rmtree(next((Path(summary.experiment_dir) / "records").glob("trial_id=*")))  # not every trial has ended
-    state = Path(summary.experiment_dir) / "tuner.pkl"
-    state.write_bytes(state.read_bytes()[:100])
-    with pytest.raises(SpecError, match=r"tuner.pkl\) is damaged .*run with --fresh to start over"):
+    directory = Path(summary.experiment_dir)
+    kept = next((directory / "records").glob("trial_id=*"))
+    shutil.rmtree(next(p for p in (directory / "records").glob("trial_id=*") if p != kept))  # one trial left to run
+    state = next(directory.glob("experiment_state-*.json")) if damage == "experiment_state" else directory / "tuner.pkl"
+    state.write_bytes(state.read_bytes()[: len(state.read_bytes()) // 2] if damage == "experiment_state" else b"")
+    before = pd.read_parquet(kept / "trial.parquet")
+    rerun = run_experiment(spec)
+    out = capsys.readouterr().out
+    assert f"Ray's saved state of this experiment cannot be read ({state.name}:" in out, out
+    assert rerun.exit_code == 0 and rerun.counts["finished"] == 2
+    assert_invariants(directory)
+    pd.testing.assert_frame_equal(pd.read_parquet(kept / "trial.parquet"), before)  # the ended trial as it was
+    assert (next((directory / "damaged").iterdir()) / state.name).is_file()  # kept, not deleted
+    assert run_experiment(spec).counts["finished"] == 2  # and the next rerun has nothing to do
+
+
+def test_a_run_on_changed_data_is_refused_naming_the_file(tmp_path, ray_with_faults):
+    """A line appended to the dataset between two runs made another split, and the experiment went on with epochs on
+    two splits. Growing (or resuming) an experiment on other data is refused; --fresh starts over."""
+    _set_faults(ray_with_faults)
+    data_file = tmp_path / "log.csv"
+    data_file.write_text("user,item\n" + "".join(f"{u},{i}\n" for u in range(30) for i in range(u % 7, u % 7 + 8)))
+
+    def spec(trials):
+        return tiny_spec(tmp_path, dataset={"name": "interactions", "path": str(data_file), "synthetic": None},
+                         fixed={"embedding_dim": 8, "num_layers": 1, "epochs": 2, "batch_size": 128, "k": [10]},
+                         params={"lr": {"type": "float", "low": 0.01, "high": 0.1}},
+                         search={"sampler": "tpe", "num_samples": trials})
+
+    directory = Path(run_experiment(spec(2)).experiment_dir)
+    with data_file.open("a") as f:
+        f.write("99,3\n")
+    snapshot = {p: p.read_bytes() for p in directory.rglob("*") if p.is_file()}
+    with pytest.raises(SpecError, match=rf"was run on other data: {data_file} changed \(split \w+ became \w+\); put the"):
+        run_experiment(spec(3))
+    assert {p: p.read_bytes() for p in directory.rglob("*") if p.is_file()} == snapshot
+    assert run_experiment(spec(3), fresh=True).exit_code == 0
+
+
+def test_a_damaged_record_file_is_never_a_reason_to_rewrite_history(tmp_path, ray_with_faults):
+    """A truncated trial.parquet of a finished trial turned it into `failed` on the rerun (exit 0 -> 1) and it left
+    optuna.db: the run is refused in one line naming the file, and nothing in the experiment changes."""
+    _set_faults(ray_with_faults)
+    spec = tiny_spec(tmp_path, fixed={"embedding_dim": 8, "num_layers": 1, "epochs": 2, "batch_size": 128, "k": [10]})
+    directory = Path(run_experiment(spec).experiment_dir)
+    damaged = next((directory / "records").glob("trial_id=*")) / "trial.parquet"
+    damaged.write_bytes(damaged.read_bytes()[:300])
+    snapshot = {p: p.read_bytes() for p in directory.rglob("*") if p.is_file()}
+    with pytest.raises(DataError, match=r"1 record file\(s\) cannot be read \(records/trial_id=\w+/trial.parquet\)"):
         run_experiment(spec)
+    assert {p: p.read_bytes() for p in directory.rglob("*") if p.is_file()} == snapshot
 
 
 def test_trials_that_fail_for_good_are_counted_and_their_errors_shown(tmp_path, ray_with_faults):
@@ -159,6 +216,35 @@ def test_trials_that_fail_for_good_are_counted_and_their_errors_shown(tmp_path, 
     report = (Path(summary.experiment_dir) / "report" / "report.md").read_text()
     assert "Trials: 2 — 0 finished, 0 early-stopped, 2 failed" in report
     assert report.count("RuntimeError: injected fault at epoch 1 |") == 2
+    # optuna.db is written all the same (it had none), and agrees with the records: no trial got as far as one
+    study = Path(summary.experiment_dir) / "optuna.db"
+    assert_invariants(summary.experiment_dir)
+    written = study.stat().st_mtime_ns, study.read_bytes()
+    assert run_experiment(tiny_spec(tmp_path, failure={"max_failures": 0, "checkpoint_every": 2})).exit_code == 1
+    assert (study.stat().st_mtime_ns, study.read_bytes()) == written  # a rerun that runs nothing changes nothing
+
+
+def test_resume_errored_leaves_one_end_per_trial(tmp_path, ray_with_faults):
+    """The failed attempt's `ended, failed` row (at its last checkpoint's epoch) stood beside the resumed attempt's
+    `ended, finished`: `tuner records` showed 3 ended rows for 2 trials."""
+    _set_faults(ray_with_faults, raise_once_at_epoch=3)
+    spec = tiny_spec(tmp_path, failure={"max_failures": 0, "checkpoint_every": 2})
+    assert run_experiment(spec).counts["failed"] == 2
+    resumed = run_experiment(spec, resume_errored=True)
+    assert resumed.counts["finished"] == 2 and resumed.exit_code == 0
+    records = assert_invariants(resumed.experiment_dir).records
+    assert (records["status"] == "ended").sum() == 2
+
+
+def test_a_trial_that_fails_the_same_way_twice_is_not_retried_again(tmp_path, ray_with_faults):
+    """The same exception at the same epoch on the retry: a third attempt would only repeat it (max_failures 5)."""
+    _set_faults(ray_with_faults, raise_always_at_epoch=3)
+    summary = run_experiment(tiny_spec(tmp_path, failure={"max_failures": 5, "checkpoint_every": 2}))
+    assert summary.exit_code == 1 and summary.counts["failed"] == 2
+    attempts = sorted(m["attempt"] for m in provenance.trial_manifests(summary.experiment_dir))
+    assert attempts == [1, 1, 2, 2]
+    assert all("ValueError: deterministic fault at epoch 3" in error for error in summary.errors.values())
+    assert_invariants(summary.experiment_dir)
 
 
 def test_restart_errored_runs_the_failed_trials_again_and_reruns_do_not_crash(tmp_path, ray_with_faults):

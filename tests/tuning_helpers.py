@@ -1,5 +1,5 @@
-"""What the tuning tests share: a tiny synthetic spec, the records invariants of a run, and the Optuna trials a run
-left behind."""
+"""What the tuning tests share: a tiny synthetic spec, the invariant every fault must keep (`assert_invariants`),
+and the Optuna trials a run left behind."""
 
 import glob
 import os
@@ -9,7 +9,8 @@ from tuner.spec import validate_spec
 
 
 def tiny_spec(tmp_path, **changes):
-    """LightGCN on 60 users x 40 items, a 2-point grid over lr, 6 epochs; `changes` replace or update top-level keys."""
+    """LightGCN on 60 users x 40 items, a 2-point grid over lr, 6 epochs; `changes` replace or update top-level keys
+    (a None inside an updating dict removes that key)."""
     raw = {
         "name": "tiny",
         "model": "lightgcn",
@@ -23,16 +24,58 @@ def tiny_spec(tmp_path, **changes):
         "storage": str(tmp_path / "runs"),
     }
     for key, value in changes.items():
-        raw[key] = {**raw[key], **value} if isinstance(value, dict) and isinstance(raw.get(key), dict) else value
+        if isinstance(value, dict) and isinstance(raw.get(key), dict):
+            raw[key] = {k: v for k, v in {**raw[key], **value}.items() if v is not None}
+        else:
+            raw[key] = value
     return validate_spec(raw, "test")
 
 
-def assert_one_row_per_trial_epoch(records, trials):
+_OPTUNA_STATE = {"finished": "COMPLETE", "early_stopped": "PRUNED", "failed": "FAIL", "diverged": "FAIL"}
+
+
+def assert_invariants(experiment_dir, all_ended: bool = True):
+    """What every fault must leave behind, after the fault and a rerun: every record file readable; exactly one
+    record row per (trial, epoch), epochs 1..n without a gap; a trial ends once, on its last row, with a stop
+    reason (`all_ended`: every trial has ended, and the experiment holds its num_samples trials); `optuna.db` holds
+    exactly the ended trials, in the state and with the value the records give. Returns the experiment."""
+    import math
+
+    from tuner.experiment.read import Experiment
+
+    experiment = Experiment.open(str(experiment_dir))
+    records, trials = experiment.records, experiment.trials
+    assert not records.attrs.get("unreadable"), records.attrs["unreadable"]
+    if not records.empty:
+        assert_one_row_per_trial_epoch(records, trials, all_ended)
+    if all_ended:
+        ended = sum(count for state, count in experiment.counts.items() if state != "running")
+        assert ended == experiment.spec.trial_count() and experiment.counts["running"] == 0, experiment.counts
+    study = optuna_from_db(experiment.directory)
+    in_study = {trial.user_attrs["trial_id"]: trial for trial in study.trials}
+    ended_trials = trials[trials["stop_reason"] != "running"] if not trials.empty else trials
+    assert set(in_study) == set(ended_trials["trial_id"] if not trials.empty else []), (set(in_study), ended_trials)
+    for _, trial in ended_trials.iterrows():
+        optuna_trial = in_study[trial["trial_id"]]
+        value = trial[experiment.spec.metric]
+        expected = _OPTUNA_STATE[trial["stop_reason"]]
+        if expected == "COMPLETE" and not math.isfinite(value):
+            expected = "FAIL"
+        assert optuna_trial.state.name == expected, (trial["trial_id"], optuna_trial.state.name, trial["stop_reason"])
+        if expected == "COMPLETE":
+            assert optuna_trial.value == value
+    return experiment
+
+
+def assert_one_row_per_trial_epoch(records, trials, all_ended: bool = True):
     assert not records.duplicated(["trial_id", "epoch"]).any()
     for trial_id, rows in records.groupby("trial_id"):
         assert sorted(rows["epoch"]) == list(range(1, rows["epoch"].max() + 1)), trial_id
         last = rows.loc[rows["epoch"].idxmax()]
-        assert last["status"] == "ended" and isinstance(last["stop_reason"], str)
+        ends = rows[(rows["status"] == "ended") | rows["stop_reason"].notna()]
+        assert len(ends) <= 1 and (ends.empty or ends["epoch"].iloc[0] == last["epoch"]), (trial_id, ends)
+        if all_ended:
+            assert last["status"] == "ended" and isinstance(last["stop_reason"], str), trial_id
     assert set(records["trial_id"]) == set(trials["trial_id"])
 
 

@@ -1,6 +1,9 @@
 """Errors that reach the user as one line and exit code 2 (bad input) or 1 (a run failed), and `one_line` to quote a
 library's exception in one."""
 
+import errno
+import re
+
 
 class TunerError(Exception):
     """Base class: the message is a complete one-line explanation for the user."""
@@ -24,6 +27,33 @@ class ModelContractError(TunerError):
 class StorageError(TunerError):
     """A storage location (a folder or URI) that cannot be parsed or reached: an unknown scheme, a bucket that
     does not resolve."""
+
+
+class StorageFault(TunerError):
+    """A full disk, a quota or a read-only file system where the experiment is written: the run stopped with its
+    state saved, and the same command resumes it once there is room."""
+
+    exit_code = 1
+
+
+STORAGE_ERRNOS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+                  errno.EROFS: "read-only file system"}
+
+
+def storage_reason(exc: BaseException) -> str | None:
+    """What a storage fault is called ("no space left on device", ...) when `exc` is one (an OSError with its
+    errno, or a wrapped one whose text carries "[Errno 28]", as Ray's and pyarrow's do), else None."""
+    code = getattr(exc, "errno", None)
+    return STORAGE_ERRNOS[code] if code in STORAGE_ERRNOS else storage_reason_in_text(str(exc))
+
+
+def storage_reason_in_text(text: str) -> str | None:
+    """The same, read from an error's text (Ray's error.txt of a trial)."""
+    match = _ERRNO_IN_TEXT.search(text)
+    return STORAGE_ERRNOS[int(match.group(1))] if match else None
+
+
+_ERRNO_IN_TEXT = re.compile(r"\[errno (%s)\]" % "|".join(str(code) for code in STORAGE_ERRNOS), re.IGNORECASE)
 
 
 class DivergedError(TunerError):

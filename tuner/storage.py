@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import shutil
 import uuid
 from contextlib import contextmanager
 from typing import Iterator
@@ -42,6 +43,33 @@ def is_dir(location: str) -> bool:
 def is_file(location: str) -> bool:
     fs, path = resolve(location)
     return fs.get_file_info(path).type == pafs.FileType.File
+
+
+def create_folder(location: str) -> None:
+    """The folder and its parents (StorageError, one line, where it cannot be made: a parent that is a file, no
+    permission, a read-only file system)."""
+    fs, path = resolve(location)
+    try:
+        fs.create_dir(path, recursive=True)
+    except OSError as exc:
+        raise StorageError(f"{location}: cannot be made a folder ({one_line(exc)}); expected a folder or a URI") from None
+
+
+def folder_size(location: str) -> int:
+    """Bytes in the files under `location`."""
+    fs, path = resolve(location)
+    infos = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
+    return sum(info.size or 0 for info in infos if info.type == pafs.FileType.File)
+
+
+def free_bytes(location: str) -> int | None:
+    """Space left for an unprivileged writer where `location` is (None for object stores)."""
+    if is_uri(location):
+        return None
+    path = os.path.abspath(os.path.expanduser(location))
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    return shutil.disk_usage(path).free
 
 
 def read_bytes(location: str) -> bytes:

@@ -118,6 +118,9 @@ class StopReason(str, Enum):
 RUNNING = "running"  # not a stop reason: what trial tables say of a trial that has not ended
 PRODUCED_METRICS = (StopReason.FINISHED.value, StopReason.EARLY_STOPPED.value)  # trials a table can rank
 TRIAL_STATES = (*(reason.value for reason in StopReason), RUNNING)  # the order counts are shown in
+# the key of a trial's last report to Tune when the trial ended itself (diverged, or failed the same way twice):
+# its value is that stop reason, and Ray sees the trial end normally (it is not retried)
+ENDED_ITSELF = "ended_itself"
 
 
 # ---- the experiment folder: <storage>/<name>/ ----------------------------------------------------------------
@@ -133,6 +136,7 @@ IDS_DIR = "ids"  # ids/users.parquet, ids/items.parquet: tuner's contiguous ids 
 STUDY_FILE = "optuna.db"  # the Optuna study rebuilt from the records
 RESTARTED_DIR = "restarted"  # the first attempts of trials that --restart-errored ran again
 LOST_DIR = "lost"  # trials a killed driver had started after Ray's last snapshot: the rerun ran others instead
+DAMAGED_DIR = "damaged"  # damaged/<time>/: Ray's saved state of a run that could not be read, set aside by the rerun
 REPORT_DIR = "report"
 ERROR_FILE = "error.txt"  # Ray's <trial id>/error.txt: why a trial failed
 CHECKPOINT_FILE = "trainer.pt"  # inside Ray's checkpoint folders

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from tuner.errors import SpecError
+from tuner.errors import SpecError, one_line
 
 _BOOL = "tag:yaml.org,2002:bool"
 _FLOAT = "tag:yaml.org,2002:float"
@@ -94,12 +94,21 @@ def parse_yaml(text: str, source: str) -> Any:
 
 
 def read_yaml_file(path: Path) -> Any:
+    """A spec file's YAML: a regular file (a device or a FIFO would never end, or block), of at most MAX_BYTES (the
+    cap counts the bytes read, not what the file system says its size is)."""
     try:
-        if path.stat().st_size > MAX_BYTES:
-            raise SpecError(f"{path}: is {path.stat().st_size} bytes; a spec is at most {MAX_BYTES} (expected a spec YAML)")
-        text = path.read_text()
+        if path.exists() and not path.is_file():
+            kind = "a folder" if path.is_dir() else "not a regular file"
+            raise SpecError(f"{path}: is {kind}; expected a spec YAML file")
+        with path.open("rb") as f:
+            data = f.read(MAX_BYTES + 1)
+        if len(data) > MAX_BYTES:
+            raise SpecError(f"{path}: is over {MAX_BYTES} bytes; a spec is at most {MAX_BYTES} (expected a spec YAML)")
+        text = data.decode()
     except FileNotFoundError:
         raise SpecError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{path}: cannot be read ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: is not UTF-8 text (byte {exc.start}); expected a spec YAML") from None
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot be read ({one_line(exc)})") from None
     return parse_yaml(text, str(path))

@@ -10,6 +10,7 @@ same second could both pass; every later start is refused.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -18,7 +19,7 @@ import time
 import uuid
 
 from tuner import storage
-from tuner.errors import SpecError
+from tuner.errors import SpecError, StorageError, one_line
 
 HEARTBEAT = 30.0
 STALE_AFTER = 120.0
@@ -40,7 +41,11 @@ class ExperimentLock:
                 f"{self.path}: experiment {self.name} is being run by pid {holder['pid']} on {holder['host']} since "
                 f"{since} (seen {time.time() - holder['seen']:.0f} s ago); wait for that run to end or stop it"
             )
-        self._write(since=time.time())
+        try:
+            self._write(since=time.time())
+        except OSError as exc:
+            raise StorageError(f"{self.path}: cannot be written ({one_line(exc)}); expected a writable storage "
+                               "folder") from None
         self._heartbeat = threading.Thread(target=self._beat, name="experiment-lock", daemon=True)
         self._heartbeat.start()
         return self
@@ -51,7 +56,8 @@ class ExperimentLock:
             self._heartbeat.join()
         holder = self._read()
         if holder is not None and holder.get("token") == self.token:
-            storage.remove_file(self.path)
+            with contextlib.suppress(OSError):  # a storage gone read-only: the next run takes the lock over
+                storage.remove_file(self.path)
 
     def _beat(self) -> None:
         since = time.time()

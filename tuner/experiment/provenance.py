@@ -46,16 +46,20 @@ def current() -> dict:
     }
 
 
-def record(directory: str, trial_resources: dict[str, float], model: dict | None = None) -> None:
+def record(directory: str, trial_resources: dict[str, float], model: dict | None = None,
+           data: dict | None = None) -> None:
     """The first run's provenance; a resume adds its command line to `resumed_with`. `trial_resources` (the CPUs
     and GPUs each trial holds, as `resources: auto` resolved them) and `model` (where the model came from: its
-    distribution and version, or its module's file and SHA-256) are the latest run's."""
+    distribution and version, or its module's file and SHA-256) are the latest run's; `data` (the split hash and
+    each data file's SHA-256) is the first run's, which every later run must match (`data_changes`)."""
     now = current()
     saved = load(directory)
     if saved:
         saved.setdefault("resumed_with", []).append(now["command"])
     else:
         saved = {**now, "started_at": directory}
+    if data is not None:
+        saved.setdefault("data", data)
     saved["trial_resources"] = trial_resources
     if model is not None:
         saved["model"] = model
@@ -73,6 +77,21 @@ def load(directory: str) -> dict:
             f"{path}: is damaged ({exc.msg}, line {exc.lineno}); it only records how the experiment was made: "
             "remove it and run the command again"
         ) from None
+
+
+def data_changes(directory: str, split_hash: str, file_digests: dict) -> str | None:
+    """What differs between the data the experiment was run on and the data now (None: the same): the files whose
+    content changed, or the split hash when the experiment predates file digests (its trials' manifests hold it)."""
+    recorded = load(directory).get("data")
+    if recorded is None:
+        hashes = {m["split_hash"] for m in trial_manifests(directory) if "split_hash" in m}
+        return None if not hashes or hashes == {split_hash} else f"split {', '.join(sorted(hashes))} became {split_hash}"
+    if recorded["split_hash"] == split_hash:
+        return None
+    changed = sorted(name for name in set(recorded["files"]) | set(file_digests)
+                     if recorded["files"].get(name) != file_digests.get(name))
+    what = f"{', '.join(changed)} changed" if changed else "tuner's way of splitting changed"
+    return f"{what} (split {recorded['split_hash']} became {split_hash})"
 
 
 def started_at(directory: str) -> str | None:
@@ -104,8 +123,27 @@ def record_trial(directory: str, trial_id: str, attempt: int, **facts) -> None:
     (device, split hash, seed) — in <experiment>/manifests/trial_id=<id>.attempt=<n>.json. A resume with other
     code or packages then shows in the report."""
     manifest = {"trial_id": trial_id, "attempt": attempt, **_this_process_code(), **facts}
-    name = f"{trial_folder(trial_id)}.attempt={attempt}.json"
-    storage.write_text(storage.join(directory, MANIFESTS_DIR, name), json.dumps(manifest, indent=2, sort_keys=True))
+    storage.write_text(_manifest_path(directory, trial_id, attempt), json.dumps(manifest, indent=2, sort_keys=True))
+
+
+def _manifest_path(directory: str, trial_id: str, attempt: int) -> str:
+    return storage.join(directory, MANIFESTS_DIR, f"{trial_folder(trial_id)}.attempt={attempt}.json")
+
+
+def record_trial_error(directory: str, trial_id: str, attempt: int, error: str) -> None:
+    """The error that ended this attempt, in its manifest (`trial_error` reads it: an attempt that fails the same
+    way as the one before is not retried again)."""
+    path = _manifest_path(directory, trial_id, attempt)
+    manifest = json.loads(storage.read_text(path)) if storage.is_file(path) else {"trial_id": trial_id, "attempt": attempt}
+    storage.write_text(path, json.dumps({**manifest, "error": error}, indent=2, sort_keys=True))
+
+
+def trial_error(directory: str, trial_id: str, attempt: int) -> str | None:
+    path = _manifest_path(directory, trial_id, attempt)
+    try:
+        return json.loads(storage.read_text(path)).get("error") if storage.is_file(path) else None
+    except ValueError:
+        return None
 
 
 def trial_manifests(directory: str) -> list[dict]:

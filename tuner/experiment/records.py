@@ -135,8 +135,13 @@ class RecordWriter:
             self._compact(self._rows(epoch_files), epoch_files)
 
     def _rows(self, epoch_files: list[str]) -> pd.DataFrame:
-        """The trial's rows so far: the compacted file (if any) and the given epoch files, rolled-back epochs dropped."""
-        return _drop_rolled_back(read_one_by_one(self.fs, self._files(COMPACTED_FILE) + epoch_files).to_pandas())
+        """The trial's rows so far: the compacted file (if any) and the given epoch files, rolled-back epochs dropped.
+        A file that cannot be read stops the compaction (OSError): it is never merged away, nor deleted."""
+        unreadable: list[str] = []
+        table = read_one_by_one(self.fs, self._files(COMPACTED_FILE) + epoch_files, unreadable)
+        if unreadable:
+            raise OSError(f"{', '.join(unreadable)}: cannot be read; the trial's records are left as they are")
+        return _newest_attempts(table.to_pandas())
 
     def _compact(self, frame: pd.DataFrame, epoch_files: list[str]) -> None:
         schema = self.schema
@@ -165,6 +170,20 @@ def record_files(experiment_dir: str) -> tuple[pafs.FileSystem, list[str]]:
     return fs, sorted(paths)
 
 
+def unreadable_files(experiment_dir: str) -> list[str]:
+    """The record files whose parquet footer cannot be read (cut short or garbled), relative to the experiment."""
+    fs, paths = record_files(experiment_dir)
+    _, root = filesystem(experiment_dir)
+    bad = []
+    for path in paths:
+        try:
+            with fs.open_input_file(path) as f:
+                pq.read_metadata(f)
+        except (pa.ArrowInvalid, OSError):
+            bad.append(posixpath.relpath(path, root))
+    return bad
+
+
 def load(experiment_dir: str) -> pd.DataFrame:
     """One row per (trial, epoch), sorted by trial and epoch; an experiment without records gives an empty frame.
 
@@ -182,7 +201,7 @@ def load(experiment_dir: str) -> pd.DataFrame:
         table = read_one_by_one(fs, paths, unreadable)
     frame = table.to_pandas()
     if not frame.empty:
-        frame = _drop_rolled_back(frame).sort_values(["trial_id", "epoch"], ignore_index=True)
+        frame = _newest_attempts(frame).sort_values(["trial_id", "epoch"], ignore_index=True)
     frame.attrs["unreadable"] = unreadable
     return frame
 
@@ -202,11 +221,17 @@ def read_one_by_one(fs: pafs.FileSystem, paths: list[str], unreadable: list[str]
     return pa.concat_tables(tables, promote_options="permissive")
 
 
-def _drop_rolled_back(frame: pd.DataFrame) -> pd.DataFrame:
-    """Keep, per trial, the epochs up to the last one its newest attempt wrote; then one row per epoch
-    (the newest attempt's)."""
+def _newest_attempts(frame: pd.DataFrame) -> pd.DataFrame:
+    """Keep, per trial, the epochs up to the last one its newest attempt wrote (later ones were rolled back to a
+    checkpoint); then one row per epoch, the newest attempt's. An end that a later attempt went past (a failed
+    attempt that `--resume-errored` resumed) is no end: only a trial's last row may say how it ended."""
     newest = frame.groupby("trial_id")["attempt"].transform("max")
     reached = frame[frame["attempt"] == newest].groupby("trial_id")["epoch"].max()
     frame = frame[frame["epoch"] <= frame["trial_id"].map(reached)]
-    return frame.sort_values("attempt").drop_duplicates(["trial_id", "epoch"], keep="last")
+    frame = frame.sort_values("attempt").drop_duplicates(["trial_id", "epoch"], keep="last")
+    superseded = frame["epoch"] < frame["trial_id"].map(reached)
+    if superseded.any() and frame.loc[superseded, "stop_reason"].notna().any():
+        frame = frame.copy()
+        frame.loc[superseded, ["status", "stop_reason"]] = ["running", None]
+    return frame
 

@@ -13,7 +13,7 @@ from typing import TextIO
 from ray import tune
 
 from tuner.recsys.selection import BestEpoch
-from tuner.vocabulary import StopReason, parse_metric_key, users_key
+from tuner.vocabulary import ENDED_ITSELF, StopReason, parse_metric_key, users_key
 
 
 @dataclass
@@ -32,7 +32,7 @@ class Tally:
     def offer(self, trial_id: str, result: dict) -> None:
         """A result Tune received (an evaluated epoch)."""
         value = result.get(self.metric)
-        if result.get("diverged") or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if result.get(ENDED_ITSELF) or not isinstance(value, (int, float)) or not math.isfinite(value):
             return
         users = result.get(users_key(parse_metric_key(self.metric).split), 1.0)
         self.best.setdefault(trial_id, BestEpoch(self.mode)).offer(int(result.get("epoch", 0)), float(value), users)
@@ -85,8 +85,8 @@ class ProgressLines(tune.Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         result = trial.last_result or {}
-        if result.get("diverged"):
-            how = StopReason.DIVERGED
+        if result.get(ENDED_ITSELF):
+            how = StopReason(result[ENDED_ITSELF])
         else:
             how = StopReason.FINISHED if result.get("epoch") == self.epochs else StopReason.EARLY_STOPPED
         self._print(trial, how)

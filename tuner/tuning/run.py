@@ -3,6 +3,7 @@ experiment, settle every trial's stop reason, export the Optuna study and summar
 
 from __future__ import annotations
 
+import errno
 import posixpath
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -11,14 +12,23 @@ from typing import TYPE_CHECKING
 import pyarrow.fs as pafs
 
 from tuner import storage, timeline
-from tuner.errors import SpecError
+from tuner.errors import STORAGE_ERRNOS, DataError, SpecError, StorageFault
 from tuner.experiment import dataset_ids, provenance
 from tuner.experiment.layout import experiment_dir as make_experiment_dir
 from tuner.experiment.layout import load_saved_spec, save_spec, spec_differences
 from tuner.experiment.lock import ExperimentLock
 from tuner.spec import ExperimentSpec
-from tuner.tuning import ray_session, resources
-from tuner.vocabulary import LOST_DIR, PER_USER_DIR, RECORDS_DIR, RESTARTED_DIR, RUNNING, StopReason, trial_folder
+from tuner.tuning import ray_session, ray_state, resources, storage_faults
+from tuner.vocabulary import (
+    LOST_DIR,
+    PER_USER_DIR,
+    RECORDS_DIR,
+    RESTARTED_DIR,
+    RUNNING,
+    STUDY_FILE,
+    StopReason,
+    trial_folder,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,6 +87,7 @@ def run_experiment(
 ) -> RunSummary:
     if storage.is_file(spec.storage):
         raise SpecError(f"storage: {spec.storage} is a file; expected a folder or a URI (s3://, gs://, file://)")
+    storage.create_folder(spec.storage)
     directory = make_experiment_dir(spec.storage, spec.name)
     if spec.base is not None:
         spec = with_base(spec, make_experiment_dir(spec.storage, spec.base))
@@ -94,7 +105,9 @@ def run_experiment(
                 "run with --fresh to start over, or --name to start a new experiment"
                 + (" (a search can grow, not shrink)" if changed == ["search.num_samples"] else "")
             )
+        _refuse_unreadable_records(directory)
     with ExperimentLock(spec.storage, spec.name):
+        damaged = ray_state.damaged(directory) if existing else {}
         if extending is not None:
             if not _every_trial_ended(extending, directory):
                 raise SpecError(
@@ -103,9 +116,9 @@ def run_experiment(
                 )
             return _run(spec, directory, existing, data_dir, resume_errored, restart_errored, extending, warm_start)
         if (existing and not (resume_errored or restart_errored) and _every_trial_ended(spec, directory)
-                and not _set_aside_lost_trials(directory)):
+                and (damaged or not _set_aside_lost_trials(directory))):
             print(f"{directory}: all {spec.trial_count()} trials have ended; nothing to run", flush=True)
-            return settle(spec, directory, {}, spec.trial_count())  # a rerun changes nothing, provenance included
+            return settle(spec, directory, {}, spec.trial_count(), rewrite_study=False)  # a rerun changes nothing
         origin = provenance.started_at(directory) if existing else None
         if origin is not None and origin != directory:
             raise SpecError(
@@ -113,7 +126,41 @@ def run_experiment(
                 "next trials there; move it back to resume it (tuner report, best and records read it anywhere), "
                 "or run with --fresh"
             )
-        return _run(spec, directory, existing, data_dir, resume_errored, restart_errored, warm_start=warm_start)
+        return _run(spec, directory, existing, data_dir, resume_errored, restart_errored, warm_start=warm_start,
+                    damaged=damaged)
+
+
+def _refuse_unreadable_records(directory: str) -> None:
+    """A record file that cannot be read (damaged on disk) is never a reason to rewrite a trial's history: nothing
+    runs until it is dealt with."""
+    from tuner.experiment import records as records_module
+
+    unreadable = records_module.unreadable_files(directory)
+    if unreadable:
+        raise DataError(
+            f"{directory}: {len(unreadable)} record file(s) cannot be read ({', '.join(unreadable[:3])}"
+            f"{', ...' if len(unreadable) > 3 else ''}); restore them from a backup, or move them out of the "
+            "experiment folder to rerun without those epochs (tuner report shows what can be read)"
+        )
+
+
+def _start_again_from_the_records(directory: str, damaged: dict[str, str]) -> None:
+    """Ray's saved state cannot be read (a full disk cut it short, a copy was interrupted): it moves to damaged/,
+    the trials the records show ended are kept and told to a new search, and the unfinished trials' records move to
+    lost/ (the search runs others in their place)."""
+    from tuner.experiment import records as records_module
+
+    frame = records_module.load(directory)
+    ended = {} if frame.empty else {
+        trial_id: isinstance(rows["stop_reason"].iloc[-1], str) for trial_id, rows in frame.groupby("trial_id")}
+    unfinished = sorted(trial_id for trial_id, done in ended.items() if not done)
+    folder = ray_state.set_aside(directory, carried_over=sorted(trial_id for trial_id, done in ended.items() if done))
+    _set_aside(directory, unfinished, LOST_DIR)
+    first = next(iter(damaged.items()))
+    print(f"Ray's saved state of this experiment cannot be read ({first[0]}: {first[1]}); it is kept in {folder}/. "
+          f"The trials the records show ended are kept and told to a new search"
+          + (f"; {len(unfinished)} unfinished trial(s) moved to {LOST_DIR}/ and run again as new ones" if unfinished
+             else ""), flush=True)
 
 
 def model_origin(spec: ExperimentSpec) -> dict:
@@ -139,20 +186,22 @@ def with_base(spec: ExperimentSpec, directory: str) -> ExperimentSpec:
 
 
 def _every_trial_ended(spec: ExperimentSpec, directory: str) -> bool:
-    from tuner.experiment import records as records_module
+    """Every trial of the spec has ended: with a stop reason in its records, or failed before it wrote one."""
+    from tuner.experiment.read import Experiment
 
-    frame = records_module.load(directory)
-    if frame.empty:
-        return False
-    last_rows = frame.groupby("trial_id").tail(1)
-    return len(last_rows) >= spec.trial_count() and last_rows["stop_reason"].notna().all()
+    counts = Experiment(directory, spec).counts
+    return sum(count for state, count in counts.items() if state != RUNNING) >= spec.trial_count() and not counts[RUNNING]
 
 
 def _run(
     spec: ExperimentSpec, directory: str, existing: bool, data_dir: str | None, resume_errored: bool,
     restart_errored: bool, extending: ExperimentSpec | None = None, warm_start: list[dict] | None = None,
+    damaged: dict[str, str] | None = None,
 ) -> RunSummary:
+    """`extending`: the spec of the finished experiment this run adds trials to. `damaged`: Ray's state files that
+    cannot be read (ray_state.damaged): the run starts again from the records."""
     timeline.mark("driver_ready")
+    storage_faults.reset()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare") as helper:
         # Ray's processes die with the thread that starts them, so Ray starts in this one while a helper thread
         # imports the tuning code (Ray Tune, Optuna, torch) and prepares the data: the two overlap.
@@ -162,11 +211,19 @@ def _run(
         search, data = prepared.result()
     print(data.summary(), flush=True)
     try:
+        if existing and (changed := provenance.data_changes(directory, data.split_hash, data.file_digests)):
+            raise SpecError(
+                f"{directory}: experiment {spec.name} was run on other data: {changed}; put the data back to resume "
+                "it, or run with --fresh to start over, or --name to start a new experiment"
+            )
         cluster = ray_session.cluster()
         plan = resources.plan(spec, resources.GraphSize(data.num_users, data.num_items, data.train.shape[1]), cluster)
         unmet = plan.unmet(cluster)
         if unmet and started_ray and not ray_session.joined_a_cluster():
             raise SpecError(f"{unmet} on this machine; ask for less, or leave resources: auto")
+        if damaged:
+            _start_again_from_the_records(directory, damaged)
+            extending = spec
         restore = existing and extending is None and search.can_restore(directory)
         if existing and not restore and extending is None and _has_records(directory):
             raise SpecError(
@@ -177,6 +234,8 @@ def _run(
             storage.remove_tree(directory)  # --fresh, or it never got as far as a restorable state
         if restore:
             what = f"resuming {directory}"
+        elif damaged:
+            what = f"{spec.name}, started again from its records"
         elif extending is not None:
             what = f"{spec.name}, growing from {extending.trial_count()} to {spec.trial_count()} trials"
         else:
@@ -198,21 +257,52 @@ def _run(
             save_spec(directory, spec)
             dataset_ids.write(directory, data.user_ids, data.item_ids)
             tuner = search.new_tuner(spec, data, parent(directory), directory, plan, earlier, warm_start)
-        provenance.record(directory, {"cpu": plan.cpu, "gpu": plan.gpu}, model_origin(spec))
+        provenance.record(directory, {"cpu": plan.cpu, "gpu": plan.gpu}, model_origin(spec),
+                          {"split_hash": data.split_hash, "files": data.file_digests})
         pending_baselines = search.start_baselines(spec, data, directory)
         timeline.mark("fit_start")
         search.fit(tuner)
         timeline.mark("fit_end")
+        if storage_faults.seen():
+            raise _storage_fault(spec, directory, storage_faults.seen())
         search.finish_baselines(directory, pending_baselines)
     finally:
         if started_ray:
             ray_session.stop_in_background()  # Ray stops while the run settles
+        if storage_faults.seen():
+            ray_session.wait_stopped()
     try:
         summary = settle(spec, directory, search.trial_statuses(directory), spec.trial_count())
     finally:
         ray_session.wait_stopped()  # whoever calls next (another run, ray.init, ray.shutdown) finds Ray stopped
     timeline.mark("settled")
     return summary
+
+
+def _storage_fault(spec: ExperimentSpec, directory: str, fault: dict[str, str]) -> StorageFault:
+    """One line for a run that a full disk (a quota, a read-only file system) stopped: where, how much room the rest
+    of the run needs (estimated from what each recorded epoch took so far), and that the same command resumes."""
+    from tuner.experiment import records as records_module
+
+    where = f"{spec.storage}: {fault['reason']} (trial {fault['trial']} could not write)"
+    resume = "then run the same command again: it resumes where it stopped, with every record kept"
+    if fault["reason"] == STORAGE_ERRNOS[errno.EROFS]:
+        return StorageFault(f"{where}; make it writable, {resume}")
+    free, used = storage.free_bytes(directory), storage.folder_size(directory)
+    epochs = len(records_module.load(directory))
+    left = spec.trial_count() * spec.fixed.epochs - epochs
+    need = f"; the rest of the run needs up to about {_size(used / max(epochs, 1) * left)}" if left > 0 else ""
+    room = f"; {_size(free)} free" if free is not None else ""
+    return StorageFault(f"{where}{room}{need}; free space, {resume}")
+
+
+def _size(count: float) -> str:
+    unit = "bytes"
+    for larger in ("KiB", "MiB", "GiB"):
+        if count < 1024:
+            break
+        count, unit = count / 1024, larger
+    return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
 
 
 def _warm_start(spec: ExperimentSpec) -> list[dict]:
@@ -244,7 +334,7 @@ def _set_aside_lost_trials(directory: str) -> list[str]:
     prefix = trial_folder("")
     recorded = [name.removeprefix(prefix) for info in fs.get_file_info(selector)
                 if (name := posixpath.basename(info.path)).startswith(prefix)]
-    lost = search.trials_no_snapshot_holds(directory, recorded)
+    lost = search.trials_no_snapshot_holds(directory, sorted(set(recorded) - ray_state.carried_over(directory)))
     if lost:
         _set_aside(directory, lost, LOST_DIR)
         print(f"{len(lost)} trial(s) had started after Ray's last snapshot of the killed run ({', '.join(lost)}): their "
@@ -300,8 +390,11 @@ def parent(directory: str) -> str:
     return directory.rstrip("/").rsplit("/", 1)[0]
 
 
-def settle(spec: ExperimentSpec, directory: str, statuses: dict[str, str], expected_trials: int) -> RunSummary:
-    """Write the stop reason of every trial that ended without one (early-stopped or failed), then summarise.
+def settle(spec: ExperimentSpec, directory: str, statuses: dict[str, str], expected_trials: int,
+           rewrite_study: bool = True) -> RunSummary:
+    """Write the stop reason of every trial that ended without one (early-stopped or failed), export the study
+    (every time something ran, even when no trial got as far as a record; else only when it is missing), then
+    summarise.
 
     `statuses` are Ray's final trial states: TERMINATED (ended normally), ERROR (retries exhausted), or
     anything else (still pending or running: the run was interrupted).
@@ -319,9 +412,9 @@ def settle(spec: ExperimentSpec, directory: str, statuses: dict[str, str], expec
                 writer.end(StopReason.FAILED if status == "ERROR" else StopReason.EARLY_STOPPED)
     experiment = Experiment(directory, spec)
     prune_checkpoints(directory, [t for t, status in statuses.items() if status == "TERMINATED"])
-    study_path = None
-    if not experiment.trials.empty:
+    study_path = storage.join(directory, STUDY_FILE)
+    if rewrite_study or not storage.is_file(study_path):
         from tuner.experiment.study_export import export_study
 
-        study_path = export_study(spec, experiment.records, experiment.trials, directory)
+        export_study(spec, experiment.records, experiment.trials, directory)
     return RunSummary(experiment, expected_trials, study_path)

@@ -30,11 +30,12 @@ from tuner.experiment.study_export import optuna_distribution
 from tuner.recsys.data import SplitData
 from tuner.recsys.models import locate
 from tuner.spec import ExperimentSpec
+from tuner.tuning import storage_faults
 from tuner.tuning.progress import ProgressLines
 from tuner.tuning.ray_session import without_log_lines
 from tuner.tuning.resources import Plan
 from tuner.tuning.trainable import train_trial
-from tuner.vocabulary import PRODUCED_METRICS, StopReason, decode_param, param_column
+from tuner.vocabulary import ENDED_ITSELF, PRODUCED_METRICS, StopReason, decode_param, param_column
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -73,7 +74,7 @@ class EpochOptunaSearch(OptunaSearch):
         return self._suggested is None or trial_id in self._suggested
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if result.get("diverged") or not self._suggested_it(trial_id):
+        if result.get(ENDED_ITSELF) or not self._suggested_it(trial_id):
             return
         if result["epoch"] <= self._last_epoch_told.get(trial_id, 0):
             return  # a trial resumed from its checkpoint runs the epochs after it again: Optuna has them (and warns)
@@ -83,7 +84,7 @@ class EpochOptunaSearch(OptunaSearch):
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if not self._suggested_it(trial_id):
             return
-        if error or (result or {}).get("diverged"):
+        if error or (result or {}).get(ENDED_ITSELF):
             super().on_trial_complete(trial_id, result=None, error=True)
         else:
             super().on_trial_complete(trial_id, result, error)
@@ -109,6 +110,16 @@ class RecordStopReasons(tune.Callback):
             RecordWriter(self.experiment_dir, trial_id, self.ks).end(stop_reason)
         except (OSError, ValueError) as exc:  # never fail the trial over this: run_command.settle ends it later
             warnings.warn(f"trial {trial_id}: its records could not be ended now ({exc}); the run's end will do it", stacklevel=1)
+
+
+class StopOnStorageFault(tune.Callback):
+    """Every trial error, retried or final, goes to storage_faults.notice: a full disk stops the run."""
+
+    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+        storage_faults.notice(trial.trial_id, trial.error_file)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        storage_faults.notice(trial.trial_id, trial.error_file)
 
 
 def optuna_sampler(spec: ExperimentSpec) -> optuna.samplers.BaseSampler:
@@ -214,6 +225,7 @@ def _run_config(spec: ExperimentSpec, storage: str, experiment_dir: str, earlier
         name=spec.name,
         storage_path=storage,
         callbacks=[
+            StopOnStorageFault(),
             RecordStopReasons(experiment_dir, spec.fixed.k),
             ProgressLines(spec.metric, spec.mode, spec.trial_count(), spec.fixed.epochs, earlier=earlier),
             *_mlflow(spec, experiment_dir),

@@ -19,7 +19,7 @@ import torch
 from ray import tune
 
 from tuner import timeline
-from tuner.errors import DivergedError
+from tuner.errors import DivergedError, one_line, storage_reason
 from tuner.experiment import per_user, provenance
 from tuner.experiment.records import RecordWriter, param_values
 from tuner.recsys.data import SplitData
@@ -30,7 +30,7 @@ from tuner.recsys.models.graph import normalized_adjacency
 from tuner.recsys.selection import BestEpoch
 from tuner.recsys.training import EpochResult, Trainer, build_model_for, with_model_defaults
 from tuner.spec import ExperimentSpec
-from tuner.vocabulary import CHECKPOINT_FILE, StopReason, parse_metric_key, users_key
+from tuner.vocabulary import CHECKPOINT_FILE, ENDED_ITSELF, StopReason, parse_metric_key, users_key
 
 # What depends only on the dataset, built once per worker process and shared by every trial it runs (Ray reuses a
 # trial's worker for the next trial): the training edges as a tensor, the normalised adjacency, the evaluator.
@@ -107,6 +107,18 @@ def train_trial(config: dict[str, Any], *, data: SplitData, spec_json: str, expe
                 tune.report(report)
     except DivergedError as exc:
         _report_divergence(spec, writer, base_row, trainer.epochs_done + 1, progress.cumulative_seconds, str(exc))
+    except Exception as exc:
+        if storage_reason(exc) is not None:
+            raise  # a full disk is not the trial's fault: the run stops (storage_faults) and resumes it later
+        error = f"{type(exc).__name__} at epoch {trainer.epochs_done + 1}: {one_line(exc)}"
+        if attempt == 1 or provenance.trial_error(experiment_dir, trial_id, attempt - 1) != error:
+            provenance.record_trial_error(experiment_dir, trial_id, attempt, error)
+            raise  # Ray retries it from its checkpoint
+        # the same error at the same epoch as the attempt before: retrying again would only repeat it
+        writer.end(StopReason.FAILED)
+        tune.report({"epoch": trainer.epochs_done + 1, spec.metric: _worst(spec.mode), ENDED_ITSELF: StopReason.FAILED.value,
+                     "error": error})
+        return
     writer.compact()
 
 
@@ -153,10 +165,14 @@ def _row(base: dict, result: EpochResult, cumulative_seconds: float, stop_reason
 
 def _report_divergence(spec, writer, base_row, epoch, cumulative_seconds, message) -> None:
     """Record the diverged epoch and end the trial normally (so Ray does not retry it); the report's
-    `diverged` flag makes the searcher mark the Optuna trial FAILED and its metric is the worst possible."""
+    ENDED_ITSELF makes the searcher mark the Optuna trial FAILED, and its metric is the worst possible."""
     writer.write(
         {**base_row, "epoch": epoch, "status": "ended", "stop_reason": StopReason.DIVERGED.value, "loss": math.nan,
          "cumulative_seconds": cumulative_seconds, "evaluated": False}
     )
-    worst = -math.inf if spec.mode == "max" else math.inf
-    tune.report({"epoch": epoch, spec.metric: worst, "diverged": True, "error": message})
+    tune.report({"epoch": epoch, spec.metric: _worst(spec.mode), ENDED_ITSELF: StopReason.DIVERGED.value,
+                 "error": message})
+
+
+def _worst(mode: str) -> float:
+    return -math.inf if mode == "max" else math.inf

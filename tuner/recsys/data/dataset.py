@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -39,6 +40,9 @@ class SplitData:
     # the dataset's own id of each user and item (index: tuner's contiguous id), integers or strings
     user_ids: np.ndarray | None = field(default=None, repr=False)
     item_ids: np.ndarray | None = field(default=None, repr=False)
+    # what the split was made from: each data file (its path, or its name in the dataset's folder) -> its SHA-256;
+    # the synthetic generator's options instead
+    file_digests: dict = field(default_factory=dict)
 
     def edges(self, split: str) -> np.ndarray:
         return {"train": self.train, "val": self.val, "test": self.test}[split]
@@ -83,10 +87,11 @@ def prepare(spec: DatasetSpec, data_dir: str | Path | None = None, cache_dir: st
     contents = interaction_files.read_all(spec) if spec.name == INTERACTIONS else None
     fingerprint = interaction_files.fingerprint(contents) if contents is not None else _fingerprint(spec, folder)
     split_hash = _hash(spec, fingerprint)
+    file_digests = {spec.files()[role]: digest for role, digest in fingerprint.items()} if contents is not None else fingerprint
     cache_file = Path(cache_dir or default_cache_dir()) / f"{spec.name}-{split_hash}.npz"
     cached = _read_cache(cache_file, spec.name, split_hash)
     if cached is not None:
-        return cached
+        return dataclasses.replace(cached, file_digests=file_digests)
 
     if contents is not None:
         interactions = interaction_files.read(spec, contents)
@@ -116,6 +121,7 @@ def prepare(spec: DatasetSpec, data_dir: str | Path | None = None, cache_dir: st
         counts=graph.counts,
         user_ids=graph.user_ids,
         item_ids=graph.item_ids,
+        file_digests=file_digests,
         **edges,
     )
     _write_cache(cache_file, data)

@@ -14,24 +14,34 @@ if TYPE_CHECKING:
     import pandas as pd  # imported where a file is parsed: reading a spec must not pay for pandas
 
 
+_EXPECTED = "lines of user, item, rating, timestamp"
+
+
 def _read_table(path: Path, **kwargs) -> pd.DataFrame:
     import pandas as pd
 
     try:
-        return pd.read_csv(path, **kwargs)
+        frame = pd.read_csv(path, **kwargs)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: is not UTF-8 text (byte {exc.start}); expected {_EXPECTED}") from None
+    except pd.errors.EmptyDataError:
+        frame = pd.DataFrame()
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise DataError(f"{path}: cannot be parsed ({str(exc).splitlines()[0]})") from exc
+    if frame.empty:
+        raise DataError(f"{path}: holds no interactions; expected {_EXPECTED}")
+    return frame
 
 
 def _ratings_frame(frame: pd.DataFrame, path: Path, given_test: np.ndarray | None = None) -> Interactions:
     import pandas as pd
 
     if frame.isna().any().any():
-        raise DataError(f"{path}: has empty or non-numeric fields; expected user, item, rating, timestamp")
+        raise DataError(f"{path}: has empty or non-numeric fields; expected {_EXPECTED}")
     for column in ("user", "item", "rating", "timestamp"):
         if not pd.api.types.is_numeric_dtype(frame[column]):
             bad = frame[column][pd.to_numeric(frame[column], errors="coerce").isna()].iloc[0]
-            raise DataError(f"{path}: {column} {bad!r} is not a number; expected user, item, rating, timestamp")
+            raise DataError(f"{path}: {column} {bad!r} is not a number; expected {_EXPECTED}")
     return Interactions(
         users=frame["user"].to_numpy(np.int64),
         items=frame["item"].to_numpy(np.int64),
@@ -74,9 +84,14 @@ def read_movielens_latest_small(folder: Path) -> Interactions:
 def _read_lightgcn_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One line per user: `user item item ...` (a user with no items may stand alone)."""
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as exc:
         raise DataError(f"{path}: cannot be read ({exc.strerror})") from exc
+    try:
+        text = data.decode()
+    except UnicodeDecodeError as exc:
+        where = data.count(b"\n", 0, exc.start) + 1
+        raise DataError(f"{path}:{where}: is not UTF-8 text; expected `user item item ...` lines") from None
     users, items = [], []
     for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
@@ -88,8 +103,8 @@ def _read_lightgcn_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
             raise DataError(f"{path}:{number}: expected integer ids below 2^63, `user item item ...`") from exc
         users.append(np.full(len(row) - 1, row[0], dtype=np.int64))
         items.append(row[1:])
-    if not users:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
+    if not users or not sum(len(i) for i in items):
+        raise DataError(f"{path}: holds no interactions; expected `user item item ...` lines")
     return np.concatenate(users), np.concatenate(items)
 
 
