@@ -7,6 +7,8 @@
   {"nan_from_epoch": 4}             ... from that epoch on (default: from the first)
   {"sleep_per_batch": 0.05}         every batch takes that much longer (inside the timed epoch)
   {"sleep_per_batch_when_lr_at_least": [0.3, 0.1]}   the same, only for trials with such a learning rate
+  {"meet_at_first_epoch": 2}        each trial waits at its first epoch until that many trials are there (raises after
+                                    60 s): trials that run one after the other never meet
 """
 
 import json
@@ -25,6 +27,8 @@ def _config() -> dict:
 class Faults(training.Callback):
     def on_epoch_start(self, trainer, epoch):
         self.config = _config()
+        if self.config.get("meet_at_first_epoch") and epoch == 1:
+            _meet(self.config["meet_at_first_epoch"])
         if self.config.get("raise_always_at_epoch") == epoch:
             raise ValueError(f"deterministic fault at epoch {epoch}")
         if self.config.get("raise_once_at_epoch") == epoch:
@@ -44,6 +48,18 @@ class Faults(training.Callback):
         if threshold is not None and trainer.hp.lr >= threshold and epoch >= config.get("nan_from_epoch", 1):
             return loss * float("nan")
         return loss
+
+
+def _meet(trials: int) -> None:
+    from ray import tune
+
+    folder = Path(os.environ["TUNER_TEST_FAULT_DIR"])
+    (folder / f"arrived-{tune.get_context().get_trial_id()}").touch()
+    deadline = time.monotonic() + 60
+    while len(list(folder.glob("arrived-*"))) < trials:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no other trial arrived in 60 s: fewer than {trials} trials ran at once")
+        time.sleep(0.05)
 
 
 def install() -> None:
