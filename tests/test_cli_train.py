@@ -119,6 +119,8 @@ def test_cuda_without_cuda_is_one_line(tmp_path):
         (["run", "{spec}", "--max-concurrent", "0"],
          "search.max_concurrent: expected auto or a whole number of trials >= 1, got 0"),
         (["run", "{spec}", "--storage", "{file}"], "storage: {file} is a file; expected a folder or a URI"),
+        (["run", "{spec}", "--storage", "{file}/runs"],
+         "error: {file}/runs: cannot be made a folder (a folder above it is a file); expected a folder or a URI"),
         (["report", "{experiment}", "--out", "{file}"], "error: --out: {file} is a file; expected a folder for the report"),
         (["records", "{experiment}", "--out", "/missing/records.csv"], "error: --out: /missing is not a folder"),
         (["best", "{experiment}", "--out", "/missing/best.yaml"], "error: /missing/best.yaml: No such file or directory"),

@@ -13,9 +13,8 @@ import pytest
 import yaml
 
 from tests.conftest import epochs_written, kill_tree
-from tests.tuning_helpers import assert_one_row_per_trial_epoch, optuna_states, tiny_spec
+from tests.tuning_helpers import assert_invariants, optuna_states, tiny_spec
 from tuner.experiment import records as records_module
-from tuner.experiment.trials import trial_table
 
 pytestmark = pytest.mark.slow
 
@@ -112,11 +111,10 @@ def test_a_run_killed_stopped_or_interrupted_resumes_each_time_and_finishes(tmp_
     output, _ = driver.communicate(timeout=600)
     assert driver.returncode == 0, output[-3000:]
     assert "resuming" in output and f"trials: {NUM_TRIALS} of {NUM_TRIALS}" in output, output[-3000:]
-    records = records_module.load(str(experiment_dir))
-    trials = trial_table(records, spec.metric, spec.mode)
+    finished = assert_invariants(experiment_dir)
+    records, trials = finished.records, finished.trials
     assert len(trials) == NUM_TRIALS and set(trials["stop_reason"]) <= {"finished", "early_stopped"}
-    assert_one_row_per_trial_epoch(records, trials)
-    states = optuna_states(str(experiment_dir))
+    states = optuna_states(str(experiment_dir))  # the searcher Ray saved agrees as well
     assert len(states) == NUM_TRIALS and "RUNNING" not in states
     for trial_id in stopped:
         before, after = interrupted[interrupted["trial_id"] == trial_id], records[records["trial_id"] == trial_id]

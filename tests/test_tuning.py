@@ -13,7 +13,6 @@ import torch
 
 from tests.tuning_helpers import (
     assert_invariants,
-    assert_one_row_per_trial_epoch,
     optuna_from_db,
     optuna_states,
     optuna_trials,
@@ -56,8 +55,7 @@ def test_trial_that_raises_once_resumes_from_its_checkpoint(tmp_path, ray_with_f
     spec = tiny_spec(tmp_path)
     summary = run_experiment(spec)
     assert summary.exit_code == 0 and summary.counts["finished"] == 2
-    records = records_module.load(summary.experiment_dir)
-    assert_one_row_per_trial_epoch(records, summary.trials)
+    records = assert_invariants(summary.experiment_dir).records
     for _, rows in records.groupby("trial_id"):
         # epochs 1-4 from the first attempt; the checkpoint at epoch 4 is where the retry started
         assert list(rows.sort_values("epoch")["attempt"]) == [1, 1, 1, 1, 2, 2]
@@ -92,6 +90,7 @@ def test_diverged_trial_fails_once_and_is_not_retried(tmp_path, ray_with_faults)
     trial_dir = Path(summary.experiment_dir) / "records" / f"trial_id={diverged.iloc[0]['trial_id']}"
     assert [p.name for p in trial_dir.glob("attempt=*")] == ["attempt=1"]
     assert sorted(optuna_states(summary.experiment_dir)) == ["COMPLETE", "FAIL"]
+    assert_invariants(summary.experiment_dir)
     assert summary.trials.iloc[0]["stop_reason"] == "finished"
 
 
@@ -108,7 +107,7 @@ def test_grid_whose_last_trial_to_end_diverges_completes(tmp_path, ray_with_faul
     assert trials["FAIL"].datetime_complete > trials["COMPLETE"].datetime_complete  # the diverged trial ended last
     diverged = summary.trials[summary.trials["stop_reason"] == "diverged"].iloc[0]
     assert diverged["epochs_run"] == 4
-    assert (Path(spec.storage) / spec.name / "optuna.db").is_file()
+    assert_invariants(summary.experiment_dir)
 
 
 def test_an_ablation_whose_only_trial_diverges_ends_and_reruns(tmp_path, ray_with_faults):
@@ -119,6 +118,7 @@ def test_an_ablation_whose_only_trial_diverges_ends_and_reruns(tmp_path, ray_wit
         summary = run_experiment(spec)
         assert summary.exit_code == 1 and summary.counts["diverged"] == 1 and not summary.interrupted
         assert summary.study_path is not None and optuna_states(summary.experiment_dir) == ["FAIL"]
+        assert_invariants(summary.experiment_dir)
     # the rerun had nothing to do, and left the experiment as it was (its report would not change)
     assert "resumed_with" not in provenance.load(summary.experiment_dir)
 
@@ -289,13 +289,11 @@ def test_asha_stops_trials_and_they_are_never_ranked_as_finished(tmp_path, ray_w
     assert summary.exit_code == 0
     assert summary.counts["early_stopped"] >= 1 and summary.counts["finished"] >= 1
     assert summary.counts["early_stopped"] + summary.counts["finished"] == 6
-    records = records_module.load(summary.experiment_dir)
-    assert_one_row_per_trial_epoch(records, summary.trials)
+    assert_invariants(summary.experiment_dir)
     stopped = summary.trials[summary.trials["stop_reason"] == "early_stopped"]
     assert (stopped["epochs_run"] < 8).all()
     ranks = list(summary.trials["stop_reason"])
     assert ranks == sorted(ranks, key=lambda r: r != "finished")  # finished trials first, whatever their metric
-    assert "RUNNING" not in optuna_states(summary.experiment_dir)
     # every ended trial is compacted, the ones ASHA let run to the end included
     assert list(Path(summary.experiment_dir, "records").glob("*/epoch=*")) == []
 

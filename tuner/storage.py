@@ -5,6 +5,7 @@ umask leaves. A base module: every layer may use it."""
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import shutil
@@ -52,7 +53,9 @@ def create_folder(location: str) -> None:
     try:
         fs.create_dir(path, recursive=True)
     except OSError as exc:
-        raise StorageError(f"{location}: cannot be made a folder ({one_line(exc)}); expected a folder or a URI") from None
+        reason = {errno.ENOTDIR: "a folder above it is a file"}.get(exc.errno or 0) or \
+            (os.strerror(exc.errno).lower() if exc.errno else one_line(exc))
+        raise StorageError(f"{location}: cannot be made a folder ({reason}); expected a folder or a URI") from None
 
 
 def folder_size(location: str) -> int:

@@ -261,7 +261,12 @@ def _run(
                           {"split_hash": data.split_hash, "files": data.file_digests})
         pending_baselines = search.start_baselines(spec, data, directory)
         timeline.mark("fit_start")
-        search.fit(tuner)
+        try:
+            search.fit(tuner)
+        except Exception as exc:  # Ray Tune's ending reads back files the full disk cut short
+            if storage_faults.seen():
+                raise _storage_fault(spec, directory, storage_faults.seen()) from exc
+            raise
         timeline.mark("fit_end")
         if storage_faults.seen():
             raise _storage_fault(spec, directory, storage_faults.seen())
