@@ -1,6 +1,7 @@
 """One `tuner run` at a time per experiment; a lock whose holder is gone is taken over."""
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -36,8 +37,20 @@ def test_a_live_process_on_this_host_holds_it(tmp_path):
     finally:
         sleeper.kill()
         sleeper.wait()
-    with ExperimentLock(str(tmp_path), "exp"):  # its process is gone: a crashed run's lock is taken over at once
+    with ExperimentLock(str(tmp_path), "exp") as lock:  # its process is gone: a crashed run's lock is taken over at once
         assert json.loads((tmp_path / "exp.lock").read_text())["token"] != "other"
+        assert lock.taken_over["pid"] == sleeper.pid  # what the dead run left is the new holder's to clean up
+
+
+def test_what_a_run_notes_in_its_lock_is_there_for_the_run_that_takes_it_over(tmp_path):
+    with ExperimentLock(str(tmp_path), "exp") as lock:
+        assert lock.taken_over is None
+        lock.note(ray_group=1234)
+        record = json.loads((tmp_path / "exp.lock").read_text())
+        assert record["ray_group"] == 1234 and record["pid"] == os.getpid()
+    _holder(tmp_path, ray_group=1234, pid=99999999)  # as a killed run leaves it
+    with ExperimentLock(str(tmp_path), "exp") as taking_over:
+        assert taking_over.taken_over["ray_group"] == 1234
 
 
 def test_another_hosts_lock_holds_until_it_goes_stale(tmp_path):

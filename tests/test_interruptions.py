@@ -119,3 +119,41 @@ def test_a_run_killed_stopped_or_interrupted_resumes_each_time_and_finishes(tmp_
     for trial_id in stopped:
         before, after = interrupted[interrupted["trial_id"] == trial_id], records[records["trial_id"] == trial_id]
         assert list(after["epoch"]) == list(before["epoch"]) and after["stop_reason"].iloc[-1] == "early_stopped"
+
+
+def _rays_processes_in_group(group: int) -> list[str]:
+    import psutil
+
+    found = []
+    for process in psutil.process_iter(["name", "status"]):
+        try:
+            if os.getpgid(process.pid) == group and process.info["status"] != psutil.STATUS_ZOMBIE:
+                found.append(process.info["name"])
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return found
+
+
+def test_the_run_after_a_killed_driver_stops_the_ray_processes_it_left(tmp_path):
+    """SIGKILL of the driver alone leaves Ray's DashboardAgent and RuntimeEnvAgent running (they ignore SIGTERM) for
+    over a minute; the next run of the experiment stops them."""
+    spec = tiny_spec(tmp_path, fixed={"epochs": 500})
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(spec.model_dump(mode="json", exclude_unset=True)))
+    experiment_dir = Path(spec.storage) / spec.name
+    env = {**os.environ, "TUNER_OFFLINE": "1"}
+    env.pop("TUNER_TEST_FAULT_DIR", None)
+    command = [sys.executable, "-m", "tuner", "run", str(spec_file)]
+    driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)  # a shell's job: the driver leads its process group
+    _wait_for_epochs(driver, experiment_dir, at_least=1)
+    driver.kill()
+    driver.wait()
+    time.sleep(2)  # Ray's raylet and workers notice their driver is gone and end; its agents stay
+    assert any(name.startswith("ray::") for name in _rays_processes_in_group(driver.pid))
+
+    rerun = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first_line = rerun.stdout.readline()
+    kill_tree(rerun)
+    assert first_line.startswith(f"stopped 2 process(es) of Ray's that the killed run (pid {driver.pid}) left"), first_line
+    assert _rays_processes_in_group(driver.pid) == []

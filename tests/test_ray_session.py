@@ -34,3 +34,25 @@ def test_a_local_ray_prestarts_no_workers_that_trials_could_not_use():
     out = subprocess.run([sys.executable, "-c", _COUNT_IDLE_WORKERS], capture_output=True, text=True, check=True, cwd=REPO,
                          env={k: v for k, v in os.environ.items() if k != "RAY_prestart_worker_first_driver"})
     assert out.stdout.split() == ["0", "1"]
+
+
+def test_rays_token_is_made_readable_by_its_owner_only_and_a_loose_one_is_tightened_once(tmp_path, monkeypatch):
+    """The token guards the local instance's Jobs API (which runs code): Ray would write it readable by anyone."""
+    from tuner.tuning.ray_session import keep_token_private
+
+    token = tmp_path / "ray" / "auth_token"
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(token))
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    assert "readable by you only (0600)" in keep_token_private()
+    assert token.stat().st_mode & 0o777 == 0o600 and len(token.read_text()) == 64
+    assert keep_token_private() is None  # said once
+
+    token.chmod(0o644)
+    assert keep_token_private() == (f"note: {token}, the token guarding Ray's Jobs API on this machine, was readable "
+                                    "by others (0644); it is now readable by you only (0600)")
+    assert token.stat().st_mode & 0o777 == 0o600
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    token.unlink()
+    assert keep_token_private() is None and not token.exists()

@@ -163,6 +163,21 @@ def test_rays_damaged_state_is_set_aside_and_the_rerun_starts_again_from_the_rec
     assert run_experiment(spec).counts["finished"] == 2  # and the next rerun has nothing to do
 
 
+def test_a_resume_refuses_rays_state_that_others_could_have_rewritten(tmp_path, ray_with_faults):
+    """A resume unpickles tuner.pkl and the searcher's state: a pickle others can write runs their code as the user."""
+    _set_faults(ray_with_faults)
+    spec = tiny_spec(tmp_path, fixed={"epochs": 2})
+    directory = Path(run_experiment(spec).experiment_dir)
+    (directory / "tuner.pkl").chmod(0o666)
+    with pytest.raises(SpecError) as refused:
+        run_experiment(spec)
+    assert str(refused.value).startswith(f"{directory / 'tuner.pkl'} (writable by everyone, mode 0666): a resume "
+                                         "unpickles Ray's saved state")
+    assert f"`chmod -R go-w {directory}`" in str(refused.value)
+    (directory / "tuner.pkl").chmod(0o644)
+    assert run_experiment(spec).exit_code == 0
+
+
 def test_a_run_on_changed_data_is_refused_naming_the_file(tmp_path, ray_with_faults):
     """A line appended to the dataset between two runs made another split, and the experiment went on with epochs on
     two splits. Growing (or resuming) an experiment on other data is refused; --fresh starts over."""

@@ -32,6 +32,8 @@ class ExperimentLock:
         self.token = uuid.uuid4().hex
         self._stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
+        self._notes: dict = {}
+        self.taken_over: dict | None = None  # what the lock said of a dead holder on this host, when it was taken over
 
     def __enter__(self) -> "ExperimentLock":
         holder = self._read()
@@ -41,8 +43,11 @@ class ExperimentLock:
                 f"{self.path}: experiment {self.name} is being run by pid {holder['pid']} on {holder['host']} since "
                 f"{since} (seen {time.time() - holder['seen']:.0f} s ago); wait for that run to end or stop it"
             )
+        if holder is not None and holder.get("host") == socket.gethostname():
+            self.taken_over = holder
+        self.since = time.time()
         try:
-            self._write(since=time.time())
+            self._write()
         except OSError as exc:
             raise StorageError(f"{self.path}: cannot be written ({one_line(exc)}); expected a writable storage "
                                "folder") from None
@@ -59,17 +64,22 @@ class ExperimentLock:
             with contextlib.suppress(OSError):  # a storage gone read-only: the next run takes the lock over
                 storage.remove_file(self.path)
 
+    def note(self, **fields) -> None:
+        """Add `fields` to what the lock says of this run (the next run reads them in `taken_over` if this one dies)."""
+        self._notes.update(fields)
+        with contextlib.suppress(OSError):  # the heartbeat writes them again
+            self._write()
+
     def _beat(self) -> None:
-        since = time.time()
         while not self._stop.wait(HEARTBEAT):
             try:
-                self._write(since=since)
+                self._write()
             except OSError:
                 pass  # storage briefly unreachable: the next beat tries again
 
-    def _write(self, since: float) -> None:
-        record = {"host": socket.gethostname(), "pid": os.getpid(), "since": since, "seen": time.time(),
-                  "token": self.token}
+    def _write(self) -> None:
+        record = {**self._notes, "host": socket.gethostname(), "pid": os.getpid(), "since": self.since,
+                  "seen": time.time(), "token": self.token}
         storage.write_text(self.path, json.dumps(record))
 
     def _read(self) -> dict | None:

@@ -6,17 +6,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import ray
 
 from tuner.tuning.resources import Cluster
 
 _stopping: threading.Thread | None = None
+_ray_group: int | None = None  # the process group of the local instance's processes, when the driver leads it
 
 
 def start() -> bool:
@@ -33,6 +37,8 @@ def start() -> bool:
         return False
     sigterm_handler = signal.getsignal(signal.SIGTERM)
     address = os.environ.get("RAY_ADDRESS")
+    if not address and (note := keep_token_private()):
+        print(note, flush=True)
     with (contextlib.nullcontext() if address else _children_in_a_process_group_of_their_own(), _no_idle_workers(),
           contextlib.nullcontext() if address else _no_token_notice()):
         # workers' own output (Ray's checkpoint notices, library warnings) stays in Ray's session logs, not the console
@@ -40,6 +46,32 @@ def start() -> bool:
     if callable(sigterm_handler):
         signal.signal(signal.SIGTERM, sigterm_handler)
     return True
+
+
+def keep_token_private() -> str | None:
+    """The token of a local Ray (the file $RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token) lets whoever reads it use the
+    instance's Jobs API, which runs code: Ray writes it as the umask leaves files (0644, readable by anyone on the
+    machine). Made here first, readable by its owner only, as Ray makes it (256 random bits, hex); one that others can
+    read is tightened to 0600. Returns the one note to print when either was done (None otherwise, or when
+    authentication is off or the token comes from $RAY_AUTH_TOKEN)."""
+    if os.environ.get("RAY_AUTH_MODE", "token").lower() != "token" or os.environ.get("RAY_AUTH_TOKEN"):
+        return None
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    try:
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as token:
+                token.write(secrets.token_hex(32))
+            return f"note: made {path}, the token guarding Ray's Jobs API on this machine, readable by you only (0600)"
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            path.chmod(0o600)
+            return (f"note: {path}, the token guarding Ray's Jobs API on this machine, was readable by others "
+                    f"({mode:04o}); it is now readable by you only (0600)")
+    except OSError as exc:  # someone else's file, a read-only home: Ray reports what it cannot use
+        return f"note: {path}: could not keep Ray's token private ({exc.strerror or exc})"
+    return None
 
 
 def _no_token_notice():
@@ -96,16 +128,52 @@ def _children_in_a_process_group_of_their_own():
     processes the driver leads a process group of its own, which they inherit, and then it goes back to its group.
     Done only where no terminal's Ctrl-C depends on the driver's group (not in the terminal's foreground group),
     and not when the driver leads its group already (a shell's job: there it stays put)."""
+    global _ray_group
     group = os.getpgrp()
+    _ray_group = None
     if sys.platform == "win32" or group == os.getpid() or _in_terminal_foreground(group):
+        _ray_group = group if group == os.getpid() else None
         yield
         return
     os.setpgid(0, 0)
+    _ray_group = os.getpid()
     try:
         yield
     finally:
         with contextlib.suppress(OSError):  # the old group has no member left: stay in ours
             os.setpgid(0, group)
+
+
+def process_group() -> int | None:
+    """The process group of the local Ray instance this driver started, when the driver leads it (its pid): the
+    experiment's lock records it, so that a run taking over from a killed driver can stop what Ray left there."""
+    return _ray_group if ray.is_initialized() else None
+
+
+_RAY_PROCESS_NAMES = ("ray::", "raylet", "gcs_server")
+
+
+def stop_leftovers(group: int) -> int:
+    """Kill the processes of Ray's that a killed driver's local instance left in its process group `group` (Ray's
+    DashboardAgent and RuntimeEnvAgent outlive their raylet for over a minute, and ignore SIGTERM), and only those:
+    a process of the group that is not Ray's (a shell pipeline's `tee`) is left alone. Does nothing while the
+    group's leader (the driver) lives. Linux only (/proc); returns how many were killed."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(group, 0)
+        return 0  # the driver lives (or its pid is another process's now)
+    killed = 0
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            pid = int(entry.name)
+            if pid == os.getpid() or os.getpgid(pid) != group:
+                continue
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if command.startswith(_RAY_PROCESS_NAMES) or "/site-packages/ray/" in command:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+        except (OSError, ValueError):  # gone meanwhile, or not ours to signal
+            continue
+    return killed
 
 
 def _in_terminal_foreground(group: int) -> bool:

@@ -4,8 +4,12 @@ start a new Tune run told what the records hold. Reads the files, never unpickle
 
 from __future__ import annotations
 
+import grp
 import json
+import os
 import posixpath
+import pwd
+import stat
 import time
 
 import pyarrow.fs as pafs
@@ -28,6 +32,36 @@ def state_files(experiment_dir: str) -> list[str]:
         if info.type == pafs.FileType.File
         and ((name := posixpath.basename(info.path)) == TUNER_FILE or name.startswith(_STATE_PREFIXES))
     )
+
+
+def writable_by_others(experiment_dir: str) -> list[str]:
+    """'<path> (<who>, mode <octal>)' for the experiment folder and each of Ray's state files in it that someone other
+    than the user running tuner could have written: a resume unpickles them, and a pickle runs code. Writable by
+    everyone; by a group other than the owner's own (a user private group, as umask 002 leaves files, is the
+    owner's); owned by another user (root aside). Local folders only: an object store has its own access rules."""
+    fs, root = storage.resolve(experiment_dir)
+    if not isinstance(fs, pafs.LocalFileSystem):
+        return []
+    found = []
+    for path in [root, *(posixpath.join(root, name) for name in state_files(experiment_dir))]:
+        info = os.stat(path)
+        mode, who = stat.S_IMODE(info.st_mode), None
+        if mode & stat.S_IWOTH:
+            who = "writable by everyone"
+        elif mode & stat.S_IWGRP and _name(grp.getgrgid, info.st_gid) != _name(pwd.getpwuid, info.st_uid):
+            who = f"writable by group {_name(grp.getgrgid, info.st_gid)}"
+        elif info.st_uid not in (os.geteuid(), 0):
+            who = f"owned by {_name(pwd.getpwuid, info.st_uid)}"
+        if who:
+            found.append(f"{path} ({who}, mode {mode:04o})")
+    return found
+
+
+def _name(lookup, number: int) -> str:
+    try:
+        return lookup(number)[0]
+    except KeyError:  # no such user or group on this machine
+        return str(number)
 
 
 def damaged(experiment_dir: str) -> dict[str, str]:

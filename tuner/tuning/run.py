@@ -106,7 +106,8 @@ def run_experiment(
                 + (" (a search can grow, not shrink)" if changed == ["search.num_samples"] else "")
             )
         _refuse_unreadable_records(directory)
-    with ExperimentLock(spec.storage, spec.name):
+        _refuse_state_others_could_have_written(directory)
+    with ExperimentLock(spec.storage, spec.name) as lock:
         damaged = ray_state.damaged(directory) if existing else {}
         if extending is not None:
             if not _every_trial_ended(extending, directory):
@@ -114,7 +115,7 @@ def run_experiment(
                     f"{directory}: experiment {spec.name} has unfinished trials; finish them first (run it with "
                     f"search.num_samples={extending.search.num_samples}), then run it with more"
                 )
-            return _run(spec, directory, existing, data_dir, resume_errored, restart_errored, extending, warm_start)
+            return _run(spec, directory, lock, existing, data_dir, resume_errored, restart_errored, extending, warm_start)
         if (existing and not (resume_errored or restart_errored) and _every_trial_ended(spec, directory)
                 and (damaged or not _set_aside_lost_trials(directory))):
             print(f"{directory}: all {spec.trial_count()} trials have ended; nothing to run", flush=True)
@@ -126,8 +127,19 @@ def run_experiment(
                 "next trials there; move it back to resume it (tuner report, best and records read it anywhere), "
                 "or run with --fresh"
             )
-        return _run(spec, directory, existing, data_dir, resume_errored, restart_errored, warm_start=warm_start,
+        return _run(spec, directory, lock, existing, data_dir, resume_errored, restart_errored, warm_start=warm_start,
                     damaged=damaged)
+
+
+def _refuse_state_others_could_have_written(directory: str) -> None:
+    """A resume unpickles Ray's saved state, and a pickle runs code: state that someone else could have rewritten is
+    not run until the user has looked at it."""
+    if found := ray_state.writable_by_others(directory):
+        raise SpecError(
+            f"{found[0]}{f' and {len(found) - 1} more' if len(found) > 1 else ''}: a resume unpickles Ray's saved state "
+            f"of the experiment, and a pickle runs code; check who changed it, then `chmod -R go-w {directory}` (or "
+            "chown it) to resume, or run with --fresh to start over"
+        )
 
 
 def _refuse_unreadable_records(directory: str) -> None:
@@ -194,7 +206,7 @@ def _every_trial_ended(spec: ExperimentSpec, directory: str) -> bool:
 
 
 def _run(
-    spec: ExperimentSpec, directory: str, existing: bool, data_dir: str | None, resume_errored: bool,
+    spec: ExperimentSpec, directory: str, lock: ExperimentLock, existing: bool, data_dir: str | None, resume_errored: bool,
     restart_errored: bool, extending: ExperimentSpec | None = None, warm_start: list[dict] | None = None,
     damaged: dict[str, str] | None = None,
 ) -> RunSummary:
@@ -202,11 +214,17 @@ def _run(
     cannot be read (ray_state.damaged): the run starts again from the records."""
     timeline.mark("driver_ready")
     storage_faults.reset()
+    if lock.taken_over and lock.taken_over.get("ray_group") and (killed := ray_session.stop_leftovers(
+            lock.taken_over["ray_group"])):
+        print(f"stopped {killed} process(es) of Ray's that the killed run (pid {lock.taken_over['pid']}) left behind",
+              flush=True)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare") as helper:
         # Ray's processes die with the thread that starts them, so Ray starts in this one while a helper thread
         # imports the tuning code (Ray Tune, Optuna, torch) and prepares the data: the two overlap.
         prepared = helper.submit(_import_and_prepare, spec, data_dir)
         started_ray = ray_session.start()
+        if started_ray and ray_session.process_group():
+            lock.note(ray_group=ray_session.process_group())
         timeline.mark("ray_ready")
         search, data = prepared.result()
     print(data.summary(), flush=True)
