@@ -317,3 +317,24 @@ def test_submit_takes_runs_options(tmp_path):
         "name=other", "search.num_samples=5", "search.max_concurrent=2", "fixed.lr=0.1"]
     smoke = _run_overrides(spec, None, None, None, None, True, [])
     assert "fixed.epochs=2" in smoke and smoke[-1] == "name=opts-smoke"
+
+
+@pytest.mark.parametrize("command", [["jobs", "status"], ["jobs", "logs"], ["jobs", "stop"]])
+def test_a_job_id_that_would_reach_another_endpoint_is_refused_before_any_request(command):
+    """The id goes into the Jobs API's URL: '../' would reach another endpoint (no cluster listens at this address:
+    the refusal comes first)."""
+    from tests.cli import tuner
+
+    result = tuner(*command, "../../api/version", "--address", f"http://127.0.0.1:{_free_port()}")
+    assert result.returncode == 2 and result.stderr == (
+        "error: job: '../../api/version' is not a job id; expected letters, digits, '.', '_' and '-' (`tuner jobs "
+        "list` shows the cluster's jobs)\n")
+
+
+def test_a_submission_id_is_checked_the_same_way(tmp_path):
+    from tests.cli import tuner
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("name: exp\nmodel: mf\n")
+    result = tuner("submit", spec, "--submission-id", "a/b", "--address", f"http://127.0.0.1:{_free_port()}")
+    assert result.returncode == 2 and result.stderr.startswith("error: --submission-id: 'a/b' is not a job id")

@@ -104,6 +104,10 @@ def _write(tmp_path, name, text, mode="w"):
      "latin1.csv: line 2: is not UTF-8 text (byte 0xfc); save the file as UTF-8"),
     ("time.csv", "user,item,timestamp\n1,2,2024-01-01T10:00:00\n1,3,yesterday\n", {},
      "time.csv: line 3: column 'timestamp': 'yesterday' is neither a number nor an ISO 8601 date-time"),
+    ("numbers.csv", "user,item,timestamp\n1,2,1700000000\n1,3,notatime\n", {},  # the bad value, not the first number
+     "numbers.csv: line 3: column 'timestamp': 'notatime' is neither a number nor an ISO 8601 date-time"),
+    ("mixed.csv", "user,item,timestamp\n1,2,1700000000\n1,3,2024-01-01\n", {},
+     "mixed.csv: line 2: column 'timestamp': '1700000000' is a number but line 3 holds the date-time '2024-01-01'"),
     ("broken.parquet", "not parquet at all", {}, "broken.parquet: is not a readable parquet file"),
     ("gone.csv", None, {}, "gone.csv: cannot be read"),
     ("pos.tsv", "1\t2\n", {"columns": {"user": 0, "item": 1, "rating": 5}},

@@ -226,3 +226,27 @@ def test_searching_what_the_model_does_not_use_is_an_error(tmp_path):
 ])
 def test_every_number_is_finite(tmp_path, text, expected):
     assert expected in _error(tmp_path, MINIMAL + text)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("name: runs.lock\nmodel: mf\n", "name: 'runs.lock': a name ending in .lock is the lock file of experiment 'runs'"),
+    (MINIMAL + "fixed: {seed: -1}\n", "fixed.seed: Input should be greater than or equal to 0"),
+    (MINIMAL + "fixed: {seed: 4294967296}\n", "fixed.seed: Input should be less than or equal to 4294967295"),
+    (MINIMAL + "search: {seed: -5}\n", "search.seed: Input should be greater than or equal to 0"),
+    (MINIMAL + "search: {sampler: grid}\nparams: {lr: {type: categorical, choices: [0.1]}}\nseeds: [-1]\n",
+     "seeds.0: Input should be greater than or equal to 0"),
+    (MINIMAL + "logging: {mlflow: 'htp://host:5000'}\n", "logging.mlflow: expected true, false or an MLflow tracking URI"),
+    (MINIMAL + "logging: {mlflow: ''}\n", "logging.mlflow: expected true, false or an MLflow tracking URI"),
+    (MINIMAL + "fixed: {epochs: 20}\nscheduler: {kind: asha, grace_period: 20}\n",
+     "scheduler.grace_period: 20 is not below the 20 epochs a trial runs, so ASHA would stop no trial"),
+])
+def test_values_that_used_to_fail_only_once_the_run_had_started_are_refused_by_validate(tmp_path, text, expected):
+    """Each passed `tuner validate`, then failed every trial (a seed numpy refuses), crashed the run (Optuna's seed,
+    an MLflow URI), took another experiment's lock file for its folder, or made ASHA a silent no-op."""
+    message = _error(tmp_path, text)
+    assert expected in message and "\n" not in message
+
+
+def test_mlflow_takes_a_server_a_database_or_a_folder(tmp_path):
+    for uri in ("http://localhost:5000", "sqlite:///mlflow.db", "postgresql+psycopg2://u@h/db", "databricks", "./mlruns"):
+        assert _load(tmp_path, MINIMAL + f"logging: {{mlflow: '{uri}'}}\n").logging.mlflow == uri

@@ -363,6 +363,18 @@ def test_a_warm_started_search_runs_the_given_configurations_first(tmp_path, ray
     assert first["param_lr"] == pytest.approx(best_lr)
 
 
+def test_an_mlflow_server_that_is_down_is_one_line_before_any_trial_starts(tmp_path, ray_with_faults):
+    """Every trial's logger retried for minutes, then the run ended in a traceback."""
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(SpecError, match=rf"^logging.mlflow: http://127.0.0.1:{port} cannot be reached \(.*refused"):
+        run_experiment(tiny_spec(tmp_path, logging={"mlflow": f"http://127.0.0.1:{port}"}))
+    assert not list((tmp_path / "runs").glob("tiny/records/*"))
+
+
 def test_mlflow_logs_every_trial_and_tensorboard_files_are_in_the_experiment_folder(tmp_path, ray_with_faults):
     import mlflow
 

@@ -349,6 +349,7 @@ def jobs_status(job_id: str, address: str = AddressOption, allow_insecure: bool 
     """One job's status."""
     from tuner.tuning import cluster
 
+    cluster.check_job_id(job_id)
     typer.echo(str(cluster.job_info(cluster.client(address, allow_insecure), job_id).status))
 
 
@@ -363,6 +364,7 @@ def jobs_logs(
     """One job's logs."""
     from tuner.tuning import cluster
 
+    cluster.check_job_id(job_id)
     jobs = cluster.client(address, allow_insecure)
     cluster.job_info(jobs, job_id)
     if follow:
@@ -378,6 +380,7 @@ def jobs_stop(job_id: str, address: str = AddressOption, allow_insecure: bool = 
     """Stop a running job."""
     from tuner.tuning import cluster
 
+    cluster.check_job_id(job_id)
     jobs = cluster.client(address, allow_insecure)
     cluster.job_info(jobs, job_id)
     typer.echo("stopping" if jobs.stop_job(job_id) else "not running")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal, Sequence, get_args
+from typing import Annotated, Any, Literal, Sequence, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
@@ -22,6 +22,8 @@ from tuner.yaml_loader import parse_yaml, read_yaml_file
 
 _NOT_SEARCHABLE = {"k", "eval_every", "eval_batch_size", "epochs"}
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_MLFLOW_SCHEMES = ("http", "https", "file", "sqlite", "postgresql", "mysql", "mssql", "databricks")
+SEED = Field(ge=0, le=2**32 - 1)  # what numpy's and Optuna's generators take
 
 
 class _Frozen(BaseModel):
@@ -102,7 +104,7 @@ class SearchSpec(_Frozen):
     sampler: Literal["tpe", "random", "cmaes", "gp", "grid"] = "tpe"
     num_samples: int = Field(20, ge=1)
     max_concurrent: int | Literal["auto"] = "auto"  # auto: what the machine or cluster runs at once
-    seed: int = 0
+    seed: Annotated[int, SEED] = 0
     warm_start: WarmStartSpec | None = None
 
     @field_validator("max_concurrent", mode="before")
@@ -140,6 +142,18 @@ class LoggingSpec(_Frozen):
 
     mlflow: bool | str = False
 
+    @field_validator("mlflow")
+    @classmethod
+    def _tracking_uri(cls, value):
+        """A typo here used to surface as a KeyError traceback once the run had started."""
+        if not isinstance(value, str):
+            return value
+        scheme = value.split("://", 1)[0].split("+", 1)[0] if "://" in value else None
+        if not value.strip() or (scheme is not None and scheme not in _MLFLOW_SCHEMES):
+            raise ValueError(f"expected true, false or an MLflow tracking URI ({', '.join(s + '://' for s in _MLFLOW_SCHEMES)}"
+                             f", databricks, or a local folder), got {value!r}")
+        return value
+
 
 class ExperimentSpec(_Frozen):
     name: str
@@ -156,7 +170,7 @@ class ExperimentSpec(_Frozen):
     logging: LoggingSpec = LoggingSpec()
     storage: str = "runs"
     # ablations
-    seeds: list[int] | None = None  # repeat every grid point with each seed (grid sampler only)
+    seeds: list[Annotated[int, SEED]] | None = None  # repeat every grid point with each seed (grid sampler only)
     base: str | None = None  # an experiment (under storage) whose best finished trial fills `fixed`
     baselines: list[Literal["mostpop", "mf"]] = []  # computed on the same split after the trials
     # the folder of the spec file (spec_loader sets it): an import-path model is looked for there first
@@ -185,6 +199,8 @@ class ExperimentSpec(_Frozen):
             raise ValueError(
                 f"{value!r} is not a safe directory name: use letters, digits, '.', '_' and '-' (at most 100)"
             )
+        if value.endswith(".lock"):  # <storage>/<name>.lock is the lock of the experiment <name>
+            raise ValueError(f"{value!r}: a name ending in .lock is the lock file of experiment {value[:-5]!r}")
         return value
 
     @field_validator("model")
@@ -221,6 +237,13 @@ class ExperimentSpec(_Frozen):
         if self.scheduler.max_epochs is not None and self.scheduler.max_epochs > self.fixed.epochs:
             raise ValueError(
                 f"scheduler.max_epochs: {self.scheduler.max_epochs} is more than fixed.epochs ({self.fixed.epochs})"
+            )
+        if (self.scheduler.kind == "asha" and "grace_period" in self.scheduler.model_fields_set
+                and "epochs" not in self.params
+                and self.scheduler.grace_period >= (epochs := self.scheduler.max_epochs or self.fixed.epochs)):
+            raise ValueError(
+                f"scheduler.grace_period: {self.scheduler.grace_period} is not below the {epochs} epochs a trial runs, "
+                "so ASHA would stop no trial; lower it, or use scheduler.kind: none"
             )
         if self.seeds is not None:
             if self.search.sampler != "grid":

@@ -23,7 +23,7 @@ class Hyperparameters(BaseModel):
     samples_per_user: int | None = Field(None, ge=1)
     batch_size: int = Field(2048, ge=1)
     epochs: int = Field(100, ge=1)
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)  # what numpy's generators take
     # evaluation
     eval_every: int = Field(1, ge=1)
     k: tuple[int, ...] = (10, 20)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -130,6 +131,8 @@ def submit(
 ) -> str:
     overrides = list(overrides or [])
     spec = load_spec(spec_path, overrides)  # refuse a bad spec here, not on the cluster
+    if submission_id is not None:
+        check_job_id(submission_id, "--submission-id")
     jobs = client(address, allow_insecure)
     if submission_id is not None:
         try:
@@ -195,6 +198,17 @@ def follow_logs(jobs, job_id: str) -> Iterator[str]:
                 return
     finally:
         loop.close()
+
+
+_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")  # Ray's own: raysubmit_<letters>, or hex
+
+
+def check_job_id(job_id: str, what: str = "job") -> None:
+    """A job id goes into the URL of the cluster's Jobs API (/api/jobs/<id>): '../' or '?' would reach another
+    endpoint than the one asked for."""
+    if not _JOB_ID.match(job_id):
+        raise SpecError(f"{what}: {job_id!r} is not a job id; expected letters, digits, '.', '_' and '-' (`tuner jobs "
+                        "list` shows the cluster's jobs)")
 
 
 def job_info(jobs, job_id: str):

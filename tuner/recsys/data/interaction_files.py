@@ -179,9 +179,14 @@ def _timestamps(file: str, values: pd.Series, column: str, where: str, first_lin
     if not numbers.isna().any():
         return numbers
     dates = pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
-    bad = dates.isna().to_numpy()
+    bad = (dates.isna() & numbers.isna()).to_numpy()
     if bad.any():
         index = int(np.argmax(bad))
         raise DataError(f"{file}: {where} {first_line + index}: column {column}: {values.iloc[index]!r} is neither a "
                         "number nor an ISO 8601 date-time; expected a timestamp")
+    if numbers.notna().any():  # numbers and date-times mixed: which unit the numbers are in is anyone's guess
+        number, date = int(np.argmax(numbers.notna().to_numpy())), int(np.argmax(numbers.isna().to_numpy()))
+        raise DataError(f"{file}: {where} {first_line + number}: column {column}: {values.iloc[number]!r} is a number "
+                        f"but {where} {first_line + date} holds the date-time {values.iloc[date]!r}; expected one or the "
+                        "other throughout")
     return (dates - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
