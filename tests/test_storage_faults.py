@@ -28,7 +28,7 @@ def small_storage(tmp_path):
     if os.geteuid() != 0 or not _mount("-t", "tmpfs", "-o", "size=1m", "tmpfs", str(storage)):
         pytest.skip("mounting a small file system needs root")
     yield storage
-    subprocess.run(["umount", "-R", str(storage)], capture_output=True)
+    subprocess.run(["umount", "-R", "--lazy", str(storage)], capture_output=True)  # Ray may still hold a file there
 
 
 def _spec_file(tmp_path, storage) -> Path:

@@ -238,13 +238,6 @@ class ExperimentSpec(_Frozen):
             raise ValueError(
                 f"scheduler.max_epochs: {self.scheduler.max_epochs} is more than fixed.epochs ({self.fixed.epochs})"
             )
-        if (self.scheduler.kind == "asha" and "grace_period" in self.scheduler.model_fields_set
-                and "epochs" not in self.params
-                and self.scheduler.grace_period >= (epochs := self.scheduler.max_epochs or self.fixed.epochs)):
-            raise ValueError(
-                f"scheduler.grace_period: {self.scheduler.grace_period} is not below the {epochs} epochs a trial runs, "
-                "so ASHA would stop no trial; lower it, or use scheduler.kind: none"
-            )
         if self.seeds is not None:
             if self.search.sampler != "grid":
                 raise ValueError("seeds: repeating every value over seeds needs search.sampler: grid")
@@ -271,6 +264,15 @@ class ExperimentSpec(_Frozen):
     def trial_hyperparameters(self, sampled: dict[str, Any]) -> Hyperparameters:
         """The fixed block with one trial's sampled values filled in."""
         return Hyperparameters.model_validate({**self.fixed.model_dump(exclude_unset=True), **sampled})
+
+    def scheduler_note(self) -> str | None:
+        """What to say when ASHA is asked for but can stop no trial (its grace period is not below the epochs a trial
+        runs: a spec whose epochs were lowered for a quick run); None otherwise."""
+        epochs = self.scheduler.max_epochs or self.fixed.epochs
+        if self.scheduler.kind != "asha" or "epochs" in self.params or self.scheduler.grace_period < epochs:
+            return None
+        return (f"note: scheduler.grace_period {self.scheduler.grace_period} is not below the {epochs} epochs a trial "
+                "runs: ASHA stops no trial in this run")
 
     def trial_count(self) -> int:
         """How many trials the experiment runs: every grid point once under the grid sampler, else num_samples."""

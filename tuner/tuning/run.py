@@ -262,6 +262,8 @@ def _run(
         if unmet:
             print(f"note: {unmet} now: trials wait until a node that has it joins (an autoscaling cluster adds one)",
                   flush=True)
+        if note := spec.scheduler_note():
+            print(note, flush=True)
         if restore:
             _set_aside_lost_trials(directory)
         if restore and restart_errored:
