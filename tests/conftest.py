@@ -53,7 +53,7 @@ def epochs_written(record_dir) -> dict:
     import pyarrow.parquet as pq
 
     counts = {}
-    for trial_dir in Path(record_dir).glob("trial_id=*"):
+    for trial_dir in (p for p in Path(record_dir).glob("*") if p.is_dir()):
         loose = len(list(trial_dir.glob("epoch=*.parquet")))
         compacted = trial_dir / "trial.parquet"
         try:

@@ -52,7 +52,7 @@ def test_a_run_killed_stopped_or_interrupted_resumes_each_time_and_finishes(tmp_
         params={"lr": {"type": "float", "low": 1e-3, "high": 0.1, "log": True}},
         search={"sampler": "tpe", "num_samples": NUM_TRIALS, "max_concurrent": 2},
         scheduler={"kind": "asha", "grace_period": 1, "reduction_factor": 2},
-        dataset={"synthetic": {"num_users": 400, "num_items": 60, "interactions_per_user": 12}},  # epochs long enough to interrupt
+        dataset={"synthetic": {"num_users": 400, "num_items": 60, "interactions_per_user": 12}},  # long enough epochs
         fixed={"embedding_dim": 8, "num_layers": 1, "epochs": 30, "batch_size": 32, "k": [10], "eval_every": 1},
     )
     spec_file = tmp_path / "spec.yaml"

@@ -96,7 +96,7 @@ def test_all_trials_failed(tmp_path):
 
 
 def test_truncated_record_file_is_skipped(experiment):
-    path = Path(experiment) / "records" / "trial_id=t0.1-1" / "epoch=1.parquet"
+    path = Path(experiment) / "records" / "t0.1-1" / "epoch=1.parquet"
     path.write_bytes(path.read_bytes()[:50])
     with pytest.warns(UserWarning, match="skipped"):
         out = write_report(Experiment.open(experiment))
@@ -165,7 +165,7 @@ def test_a_damaged_provenance_file_is_one_line(tmp_path):
 def test_records_that_cannot_be_read_are_named_in_the_report(experiment):
     extra = Hyperparameters(weight_decay=0.1, seed=0, k=[K], epochs=2, eval_every=1)
     write_trial(experiment, "lost", extra, [{f"val/recall@{K}": 0.1}])
-    damaged = Path(experiment) / "records" / "trial_id=lost" / "epoch=1.parquet"
+    damaged = Path(experiment) / "records" / "lost" / "epoch=1.parquet"
     damaged.write_bytes(damaged.read_bytes()[:40])
     with pytest.warns(UserWarning, match="skipped, not a readable parquet file"):
         out = write_report(Experiment.open(experiment))

@@ -4,6 +4,8 @@ import json
 import os
 import pickle
 import shutil
+import signal
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -87,8 +89,9 @@ def test_diverged_trial_fails_once_and_is_not_retried(tmp_path, ray_with_faults)
     records = records_module.load(summary.experiment_dir)
     diverged = records[records["stop_reason"] == "diverged"]
     assert len(diverged) == 1 and diverged.iloc[0]["epoch"] == 1
-    trial_dir = Path(summary.experiment_dir) / "records" / f"trial_id={diverged.iloc[0]['trial_id']}"
-    assert [p.name for p in trial_dir.glob("attempt=*")] == ["attempt=1"]
+    attempts = [m["attempt"] for m in provenance.trial_manifests(summary.experiment_dir)
+                if m["trial_id"] == diverged.iloc[0]["trial_id"]]
+    assert attempts == [1]
     assert sorted(optuna_states(summary.experiment_dir)) == ["COMPLETE", "FAIL"]
     assert_invariants(summary.experiment_dir)
     assert summary.trials.iloc[0]["stop_reason"] == "finished"
@@ -131,7 +134,7 @@ def test_trials_a_killed_driver_started_after_rays_last_snapshot_are_set_aside(t
     spec = tiny_spec(tmp_path, fixed={"embedding_dim": 8, "num_layers": 1, "epochs": 2, "batch_size": 128, "k": [10]})
     summary = run_experiment(spec)
     records_dir = Path(summary.experiment_dir) / "records"
-    shutil.copytree(next(records_dir.glob("trial_id=*")), records_dir / "trial_id=0a0a0a0a")
+    shutil.copytree(next(records_dir.iterdir()), records_dir / "0a0a0a0a")
     rerun = run_experiment(spec)
     assert "1 trial(s) had started after Ray's last snapshot of the killed run (0a0a0a0a)" in capsys.readouterr().out
     assert len(rerun.trials) == 2 and rerun.counts["finished"] == 2 and "trials: 2 of 2" in run_summary_text(rerun)
@@ -148,8 +151,8 @@ def test_rays_damaged_state_is_set_aside_and_the_rerun_starts_again_from_the_rec
     spec = tiny_spec(tmp_path, fixed={"embedding_dim": 8, "num_layers": 1, "epochs": 2, "batch_size": 128, "k": [10]})
     summary = run_experiment(spec)
     directory = Path(summary.experiment_dir)
-    kept = next((directory / "records").glob("trial_id=*"))
-    shutil.rmtree(next(p for p in (directory / "records").glob("trial_id=*") if p != kept))  # one trial left to run
+    kept = next((directory / "records").iterdir())
+    shutil.rmtree(next(p for p in (directory / "records").iterdir() if p != kept))  # one trial left to run
     state = next(directory.glob("experiment_state-*.json")) if damage == "experiment_state" else directory / "tuner.pkl"
     state.write_bytes(state.read_bytes()[: len(state.read_bytes()) // 2] if damage == "experiment_state" else b"")
     before = pd.read_parquet(kept / "trial.parquet")
@@ -207,7 +210,7 @@ def test_a_damaged_record_file_is_never_a_reason_to_rewrite_history(tmp_path, ra
     _set_faults(ray_with_faults)
     spec = tiny_spec(tmp_path, fixed={"embedding_dim": 8, "num_layers": 1, "epochs": 2, "batch_size": 128, "k": [10]})
     directory = Path(run_experiment(spec).experiment_dir)
-    damaged = next((directory / "records").glob("trial_id=*")) / "trial.parquet"
+    damaged = next((directory / "records").iterdir()) / "trial.parquet"
     damaged.write_bytes(damaged.read_bytes()[:300])
     snapshot = {p: p.read_bytes() for p in directory.rglob("*") if p.is_file()}
     with pytest.raises(DataError, match=r"1 record file\(s\) cannot be read \(records/trial_id=\w+/trial.parquet\)"):
@@ -375,14 +378,64 @@ def test_an_mlflow_server_that_is_down_is_one_line_before_any_trial_starts(tmp_p
     assert not list((tmp_path / "runs").glob("tiny/records/*"))
 
 
-def test_mlflow_logs_every_trial_and_tensorboard_files_are_in_the_experiment_folder(tmp_path, ray_with_faults):
+def _tensorboard_steps(events_file: Path, tag_part: str) -> list[int]:
+    """The steps of the scalars whose tag contains `tag_part` in a TensorBoard events file (TFRecord framing:
+    length, its CRC, the Event protobuf, its CRC)."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    data, offset, steps = events_file.read_bytes(), 0, []
+    while offset < len(data):
+        (length,) = struct.unpack_from("<Q", data, offset)
+        event = event_pb2.Event.FromString(data[offset + 12: offset + 12 + length])
+        offset += 12 + length + 4
+        steps += [event.step for value in event.summary.value if tag_part in value.tag]
+    return steps
+
+
+def test_mlflow_and_tensorboard_log_every_trial_against_its_epochs(tmp_path, ray_with_faults):
+    """Evaluated every second epoch, the curves are at epochs 2, 4, 6 (they were at Tune's report count, 1, 2, 3)."""
     import mlflow
 
     _set_faults(ray_with_faults)
-    summary = run_experiment(tiny_spec(tmp_path, logging={"mlflow": True}))
+    summary = run_experiment(tiny_spec(tmp_path, logging={"mlflow": True}, fixed={"eval_every": 2}))
     mlflow.set_tracking_uri(f"sqlite:///{summary.experiment_dir}/mlflow.db")
     runs = mlflow.search_runs(experiment_names=["tiny"])
     assert len(runs) == 2 and sorted(runs["params.lr"].astype(float)) == [0.01, 0.02]
     assert runs["metrics.val/recall_at_10"].notna().all()  # MLflow allows no '@' in names
+    client = mlflow.MlflowClient()
+    for run_id in runs["run_id"]:
+        assert [m.step for m in client.get_metric_history(run_id, "val/recall_at_10")] == [2, 4, 6]
     for trial_id in summary.trials["trial_id"]:  # `tensorboard --logdir <experiment>` finds every trial
-        assert list((Path(summary.experiment_dir) / trial_id).glob("events.out.tfevents.*"))
+        events = list((Path(summary.experiment_dir) / trial_id).glob("events.out.tfevents.*"))
+        assert events and _tensorboard_steps(events[0], "ray/tune/val/recall_10") == [2, 4, 6]  # TensorBoard: no "@"
+    _mlflow_ui_shows(summary.experiment_dir, "tiny")
+
+
+def _mlflow_ui_shows(experiment_dir: str, experiment: str) -> None:
+    """The README's `mlflow ui --backend-store-uri sqlite:///<experiment>/mlflow.db` serves its page and the runs."""
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ui = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri",
+                           f"sqlite:///{experiment_dir}/mlflow.db", "--port", str(port), "--workers", "1"],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline, page = time.time() + 60, ""
+        while time.time() < deadline and "<html" not in page:
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read().decode()
+            except OSError:
+                time.sleep(0.5)
+        assert "<html" in page and "MLflow" in page, page[:300]
+        listed = urllib.request.urlopen(f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/experiments/search?max_results=10")
+        assert f'"name": "{experiment}"' in listed.read().decode()
+    finally:
+        os.killpg(ui.pid, signal.SIGTERM)
+        ui.communicate(timeout=30)

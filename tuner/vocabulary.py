@@ -127,7 +127,7 @@ ENDED_ITSELF = "ended_itself"
 
 SPEC_FILE = "tuner-spec.json"  # the spec it was started with
 PROVENANCE_FILE = "provenance.json"  # command, code, packages, resources of every (re)start
-RECORDS_DIR = "records"  # records/trial_id=<id>/epoch=<n>.parquet, compacted into trial.parquet when it ends
+RECORDS_DIR = "records"  # records/<id>/epoch=<n>.parquet, compacted into trial.parquet when it ends
 COMPACTED_FILE = "trial.parquet"
 PER_USER_DIR = "per_user"  # per_user/trial_id=<id>.parquet: test metrics per user at the best-validation epoch
 MANIFESTS_DIR = "manifests"  # manifests/trial_id=<id>.attempt=<n>.json: what each trial start ran
@@ -143,7 +143,15 @@ CHECKPOINT_FILE = "trainer.pt"  # inside Ray's checkpoint folders
 
 
 def trial_folder(trial_id: str) -> str:
+    """The name a trial's files and folders have beside other trials' (per_user/, manifests/, lost/, restarted/)."""
     return f"trial_id={trial_id}"
+
+
+def record_folder(trial_id: str) -> str:
+    """A trial's folder under records/: its bare id. A `key=value` folder name would make pandas, pyarrow and DuckDB
+    add a second trial_id column (hive partitioning) to the one every record holds; experiments begun before
+    December 2026 have records/trial_id=<id>/ (`trial_folder`), and are read and resumed as they are."""
+    return trial_id
 
 
 def epoch_file(epoch: int) -> str:

@@ -11,7 +11,7 @@ import pyarrow.fs as pafs
 from tuner import storage
 from tuner.errors import SpecError
 from tuner.spec import ExperimentSpec
-from tuner.vocabulary import ERROR_FILE, LOST_DIR, RESTARTED_DIR, SPEC_FILE, trial_folder
+from tuner.vocabulary import ERROR_FILE, LOST_DIR, RECORDS_DIR, RESTARTED_DIR, SPEC_FILE, record_folder, trial_folder
 
 
 def experiment_dir(location: str, name: str) -> str:
@@ -80,3 +80,11 @@ def trial_errors(directory: str) -> dict[str, str]:
                 lines = [line.strip() for line in stream.read().decode(errors="replace").splitlines() if line.strip()]
             errors[posixpath.basename(posixpath.dirname(info.path))] = lines[-1] if lines else "(empty error.txt)"
     return errors
+
+
+def trial_records_dir(fs: pafs.FileSystem, root: str, trial_id: str) -> str:
+    """records/<id>/, or records/trial_id=<id>/ where an experiment begun before December 2026 has it."""
+    legacy = posixpath.join(root, RECORDS_DIR, trial_folder(trial_id))
+    if fs.get_file_info(legacy).type == pafs.FileType.Directory:
+        return legacy
+    return posixpath.join(root, RECORDS_DIR, record_folder(trial_id))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import platform
+import posixpath
 import subprocess
 import sys
 from importlib import metadata
@@ -14,7 +15,7 @@ import pyarrow.fs as pafs
 
 from tuner import storage
 from tuner.errors import DataError
-from tuner.vocabulary import MANIFESTS_DIR, PROVENANCE_FILE, trial_folder
+from tuner.vocabulary import MANIFESTS_DIR, PROVENANCE_FILE, RECORDS_DIR, trial_folder
 
 PACKAGES = ("tuner", "torch", "torch_geometric", "ray", "optuna", "numpy", "pandas", "pyarrow", "pydantic")
 
@@ -116,6 +117,20 @@ def _this_process_code() -> dict:
     facts = current()
     facts.pop("command")  # a worker's command line is Ray's, not the user's
     return facts
+
+
+def next_attempt(directory: str, trial_id: str) -> int:
+    """The number of this (re)start of the trial: 1 + the attempts begun before, each of which wrote its manifest
+    first (experiments begun before December 2026 also marked them with records/trial_id=<id>/attempt=<n> files)."""
+    begun = [0]
+    for folder, prefix in ((MANIFESTS_DIR, f"{trial_folder(trial_id)}.attempt="),
+                           (posixpath.join(RECORDS_DIR, trial_folder(trial_id)), "attempt=")):
+        fs, root = storage.resolve(storage.join(directory, folder))
+        for info in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True)):
+            name = posixpath.basename(info.path)
+            if name.startswith(prefix) and (number := name.removeprefix(prefix).removesuffix(".json")).isdigit():
+                begun.append(int(number))
+    return max(begun) + 1
 
 
 def record_trial(directory: str, trial_id: str, attempt: int, **facts) -> None:

@@ -1,9 +1,10 @@
 """Per-epoch trial records as parquet: one fixed schema, one file per (trial, epoch), written atomically.
 
-Layout: <experiment dir>/records/trial_id=<id>/epoch=<n>.parquet while a trial runs. A retried or resumed trial
+Layout: <experiment dir>/records/<id>/epoch=<n>.parquet while a trial runs (records/ is a dataset pandas, pyarrow,
+DuckDB and polars read as it is: parquet files only, one schema, no partition folders). A retried or resumed trial
 rewrites the epochs after its last checkpoint; `load` returns one row per (trial, epoch) and drops epochs that an
 older attempt wrote beyond where the newest attempt has got (they were rolled back to a checkpoint). When a trial
-has ended, its epochs are compacted into trial_id=<id>/trial.parquet (written before the epoch files are
+has ended, its epochs are compacted into <id>/trial.parquet (written before the epoch files are
 removed, so a crash in between only leaves duplicates that `load` drops): reading a parquet file costs about a
 millisecond whatever its size, and a finished experiment of 200 trials x 100 epochs is then 200 files, not 20,000.
 """
@@ -21,6 +22,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from tuner import storage
+from tuner.experiment.layout import trial_records_dir
 from tuner.recsys.hyperparameters import Hyperparameters
 from tuner.storage import resolve as filesystem
 from tuner.vocabulary import (
@@ -32,7 +34,6 @@ from tuner.vocabulary import (
     is_record_file,
     metric_columns,
     param_column,
-    trial_folder,
 )
 
 _BASE_FIELDS = [
@@ -89,18 +90,9 @@ class RecordWriter:
 
     def __init__(self, experiment_dir: str, trial_id: str, ks: Iterable[int], model_types: dict[str, type] | None = None):
         self.fs, root = filesystem(experiment_dir)
-        self.trial_dir = posixpath.join(root, RECORDS_DIR, trial_folder(trial_id))
+        self.trial_dir = trial_records_dir(self.fs, root, trial_id)
         self.schema = record_schema(ks, model_types)
         self.fs.create_dir(self.trial_dir, recursive=True)
-
-    def start_attempt(self) -> int:
-        """Number this (re)start of the trial: 1 + the attempts already begun, each marked by a file."""
-        selector = pafs.FileSelector(self.trial_dir)
-        begun = [i for i in self.fs.get_file_info(selector) if posixpath.basename(i.path).startswith("attempt=")]
-        attempt = len(begun) + 1
-        with self.fs.open_output_stream(posixpath.join(self.trial_dir, f"attempt={attempt}")):
-            pass
-        return attempt
 
     def path(self, epoch: int) -> str:
         return posixpath.join(self.trial_dir, epoch_file(epoch))

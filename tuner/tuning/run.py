@@ -15,7 +15,7 @@ from tuner import storage, timeline
 from tuner.errors import STORAGE_ERRNOS, DataError, SpecError, StorageFault
 from tuner.experiment import dataset_ids, provenance
 from tuner.experiment.layout import experiment_dir as make_experiment_dir
-from tuner.experiment.layout import load_saved_spec, save_spec, spec_differences
+from tuner.experiment.layout import load_saved_spec, save_spec, spec_differences, trial_records_dir
 from tuner.experiment.lock import ExperimentLock
 from tuner.spec import ExperimentSpec
 from tuner.tuning import ray_session, ray_state, resources, storage_faults
@@ -356,9 +356,8 @@ def _set_aside_lost_trials(directory: str) -> list[str]:
         return []
     fs, root = storage.resolve(directory)
     selector = pafs.FileSelector(posixpath.join(root, RECORDS_DIR), allow_not_found=True)
-    prefix = trial_folder("")
-    recorded = [name.removeprefix(prefix) for info in fs.get_file_info(selector)
-                if (name := posixpath.basename(info.path)).startswith(prefix)]
+    recorded = [posixpath.basename(info.path).removeprefix(trial_folder(""))  # records/<id>/, or trial_id=<id>/
+                for info in fs.get_file_info(selector) if info.type == pafs.FileType.Directory]
     lost = search.trials_no_snapshot_holds(directory, sorted(set(recorded) - ray_state.carried_over(directory)))
     if lost:
         _set_aside(directory, lost, LOST_DIR)
@@ -376,7 +375,7 @@ def _set_aside(directory: str, trial_ids: list[str], folder: str = RESTARTED_DIR
         target = posixpath.join(root, folder, trial_folder(trial_id))
         fs.create_dir(target, recursive=True)
         moves = {
-            posixpath.join(root, RECORDS_DIR, trial_folder(trial_id)): posixpath.join(target, RECORDS_DIR),
+            trial_records_dir(fs, root, trial_id): posixpath.join(target, RECORDS_DIR),
             posixpath.join(root, PER_USER_DIR, f"{trial_folder(trial_id)}.parquet"): posixpath.join(target, "per_user.parquet"),
         }
         for source, destination in moves.items():

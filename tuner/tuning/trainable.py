@@ -17,6 +17,7 @@ from typing import Any
 import ray
 import torch
 from ray import tune
+from ray.tune.result import TIMESTEPS_TOTAL
 
 from tuner import timeline
 from tuner.errors import DivergedError, one_line, storage_reason
@@ -78,7 +79,7 @@ def train_trial(config: dict[str, Any], *, data: SplitData, spec_json: str, expe
     last_checkpoint_epoch = trainer.epochs_done
 
     writer = RecordWriter(experiment_dir, trial_id, hp.k, column_types(model_class))
-    attempt = writer.start_attempt()
+    attempt = provenance.next_attempt(experiment_dir, trial_id)
     provenance.record_trial(experiment_dir, trial_id, attempt, device=str(device), split_hash=data.split_hash,
                             seed=hp.seed, model=model.origin(), node=ray.get_runtime_context().get_node_id())
     base_row = {
@@ -104,7 +105,7 @@ def train_trial(config: dict[str, Any], *, data: SplitData, spec_json: str, expe
                 last_checkpoint_epoch = result.epoch
                 _report_with_checkpoint(report, trainer, progress)
             else:
-                tune.report(report)
+                _report(report)
     except DivergedError as exc:
         _report_divergence(spec, writer, base_row, trainer.epochs_done + 1, progress.cumulative_seconds, str(exc))
     except Exception as exc:
@@ -116,7 +117,7 @@ def train_trial(config: dict[str, Any], *, data: SplitData, spec_json: str, expe
             raise  # Ray retries it from its checkpoint
         # the same error at the same epoch as the attempt before: retrying again would only repeat it
         writer.end(StopReason.FAILED)
-        tune.report({"epoch": trainer.epochs_done + 1, spec.metric: _worst(spec.mode), ENDED_ITSELF: StopReason.FAILED.value,
+        _report({"epoch": trainer.epochs_done + 1, spec.metric: _worst(spec.mode), ENDED_ITSELF: StopReason.FAILED.value,
                      "error": error})
         return
     writer.compact()
@@ -143,7 +144,7 @@ def _report_with_checkpoint(report: dict, trainer: Trainer, progress: _Progress)
                  "best_epoch": (progress.best.epoch, progress.best.value),
                  "trial_started": progress.trial_started}
         torch.save(state, os.path.join(folder, CHECKPOINT_FILE))
-        tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
+        _report(report, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
 def _row(base: dict, result: EpochResult, cumulative_seconds: float, stop_reason: StopReason | None) -> dict:
@@ -170,8 +171,15 @@ def _report_divergence(spec, writer, base_row, epoch, cumulative_seconds, messag
         {**base_row, "epoch": epoch, "status": "ended", "stop_reason": StopReason.DIVERGED.value, "loss": math.nan,
          "cumulative_seconds": cumulative_seconds, "evaluated": False}
     )
-    tune.report({"epoch": epoch, spec.metric: _worst(spec.mode), ENDED_ITSELF: StopReason.DIVERGED.value,
+    _report({"epoch": epoch, spec.metric: _worst(spec.mode), ENDED_ITSELF: StopReason.DIVERGED.value,
                  "error": message})
+
+
+def _report(values: dict, checkpoint: tune.Checkpoint | None = None) -> None:
+    """tune.report, with the epoch as the step: Ray's MLflow and TensorBoard loggers plot against `timesteps_total`
+    when a result has it, else against Tune's count of reports (which skips the epochs eval_every leaves
+    unevaluated, so the curves would not line up with tuner's own)."""
+    tune.report({**values, TIMESTEPS_TOTAL: values["epoch"]}, checkpoint=checkpoint)
 
 
 def _worst(mode: str) -> float:
