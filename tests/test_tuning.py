@@ -213,7 +213,7 @@ def test_a_damaged_record_file_is_never_a_reason_to_rewrite_history(tmp_path, ra
     damaged = next((directory / "records").iterdir()) / "trial.parquet"
     damaged.write_bytes(damaged.read_bytes()[:300])
     snapshot = {p: p.read_bytes() for p in directory.rglob("*") if p.is_file()}
-    with pytest.raises(DataError, match=r"1 record file\(s\) cannot be read \(records/trial_id=\w+/trial.parquet\)"):
+    with pytest.raises(DataError, match=r"1 record file\(s\) cannot be read \(records/\w+/trial.parquet\)"):
         run_experiment(spec)
     assert {p: p.read_bytes() for p in directory.rglob("*") if p.is_file()} == snapshot
 
