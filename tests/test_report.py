@@ -184,7 +184,8 @@ def test_report_files_follow_the_umask(experiment):
     assert {oct(p.stat().st_mode & 0o777) for p in files} == {oct(0o640)}
 
 
-def test_a_tuning_report_shows_the_baselines(tmp_path):
+def _tuning_experiment(tmp_path, mostpop_val_recall=0.05):
+    """Two trials (val recall 0.01 and 0.02) and a MostPop baseline."""
     from tuner.experiment.layout import save_spec
     from tuner.spec import validate_spec
 
@@ -196,8 +197,28 @@ def test_a_tuning_report_shows_the_baselines(tmp_path):
     save_spec(str(directory), spec)
     for trial_id, lr in (("a", 0.01), ("b", 0.02)):
         write_trial(str(directory), trial_id, Hyperparameters(lr=lr, k=[K]), [{f"val/recall@{K}": lr}] * 2)
-    write_baselines(str(directory), {f"test/precision@{K}": 0.0731})
-    out = write_report(Experiment.open(str(directory)))
+    write_baselines(str(directory), {f"test/precision@{K}": 0.0731, f"val/recall@{K}": mostpop_val_recall})
+    return directory
+
+
+def test_a_tuning_report_warns_up_front_when_no_trial_beats_a_baseline(tmp_path):
+    """A rank-8 MF beat every tuned trial and the report said nothing: now its first section says so, and each
+    trial's row names the baselines it does not beat."""
+    out = write_report(Experiment.open(str(_tuning_experiment(tmp_path, mostpop_val_recall=0.05))))
+    report = (out / "report.md").read_text()
+    warning = (f"**Warning: no trial beats the baseline(s) mostpop (0.0500) on val/recall@{K} (the best trial has "
+               "0.0200): the tuned model has learnt nothing they do not already know")
+    assert warning in report and report.index(warning) < report.index("## Tuning")
+    assert pd.read_csv(out / "tables" / "best_trials.csv")["flag"].tolist() == ["below mostpop"] * 2
+
+    out = write_report(Experiment.open(str(_tuning_experiment(tmp_path, mostpop_val_recall=0.015))))
+    report = (out / "report.md").read_text()
+    assert "Warning: no trial beats" not in report
+    assert pd.read_csv(out / "tables" / "best_trials.csv")["flag"].fillna("").tolist() == ["", "below mostpop"]
+
+
+def test_a_tuning_report_shows_the_baselines(tmp_path):
+    out = write_report(Experiment.open(str(_tuning_experiment(tmp_path))))
     report = (out / "report.md").read_text()
     # each table comes after the text that explains it, and before the next one's text
     places = [report.index(text) for text in (

@@ -282,10 +282,14 @@ def test_restart_errored_runs_the_failed_trials_again_and_reruns_do_not_crash(tm
 
 def test_baselines_are_computed_alongside_the_trials(tmp_path, ray_with_faults):
     _set_faults(ray_with_faults)
-    summary = run_experiment(tiny_spec(tmp_path, baselines=["mostpop", "mf"], seeds=[0, 1]))
+    # learning rates too small to learn anything in 6 epochs: the baselines beat every trial, and the summary says so
+    summary = run_experiment(tiny_spec(tmp_path, baselines=["mostpop", "mf"], seeds=[0, 1],
+                                       params={"lr": {"type": "categorical", "choices": [1e-7, 2e-7]}}))
     rows = baselines_file.load(summary.experiment_dir)
     assert sorted(zip(rows["baseline"], rows["seed"].fillna(-1))) == [("mf (rank 8)", 0), ("mf (rank 8)", 1), ("mostpop", -1)]
     assert rows["test/recall@10"].between(0, 1).all()
+    warning = next(line for line in run_summary_text(summary).splitlines() if line.startswith("warning:"))
+    assert warning.startswith("warning: no trial beats the baseline(s) mf (rank 8) (") and "mostpop (" in warning
 
 
 def test_concurrent_trials_run_at_the_same_time(tmp_path, ray_with_faults):

@@ -98,6 +98,10 @@ def run_summary_text(summary: RunSummary) -> str:
         ]
     else:
         lines.append("no trial finished")
+    from tuner.analysis.summarize import weak_search_warning
+
+    if warning := weak_search_warning(summary.trials, summary.experiment.baselines, spec.metric, spec.mode):
+        lines.append(f"warning: {warning}")
     total = sum(counts.values())
     lines.append(f"trials: {total} of {summary.expected_trials} — {counts_text(counts)}")
     if not summary.trials.empty:

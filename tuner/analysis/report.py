@@ -21,6 +21,7 @@ from tuner.analysis.document import Section, write_document
 from tuner.analysis.summarize import (
     ablation_columns,
     ablation_table,
+    below_baselines,
     flag_degenerate,
     format_value,
     parameter_importances,
@@ -29,6 +30,7 @@ from tuner.analysis.summarize import (
     resource_time,
     seed_paired_pvalues,
     usable_trials,
+    weak_search_warning,
 )
 from tuner.errors import TunerError
 from tuner.experiment.read import Experiment
@@ -99,6 +101,8 @@ def _overview(experiment: Experiment) -> Section:
         section.text("Trials that failed for good, and the error that ended each (`<trial id>/error.txt` has the "
                      "whole traceback):")
         section.table("failed_trials", pd.DataFrame({"trial": list(errors), "error": list(errors.values())}))
+    if warning := weak_search_warning(experiment.trials, experiment.baselines, spec.metric, spec.mode):
+        section.text(f"**Warning: {warning}.**")
     unreadable = experiment.records.attrs.get("unreadable")
     if unreadable:
         section.text("**Records that could not be read** — the trials they hold are missing from every table "
@@ -166,8 +170,12 @@ def _tuning(experiment: Experiment, out: Path) -> Section:
         "seconds": top["total_seconds"].map(_seconds),
         **{name: top[param_column(name)].map(format_value) for name in searched},
     })
+    if not baselines.empty:
+        shown["flag"] = below_baselines(top, baselines, spec.metric, spec.mode)
     section.text("Best trials: finished trials first (ranked by validation), then early-stopped ones, which are "
-                 "never ranked as if they had finished. Test metrics at each trial's best-validation epoch.")
+                 "never ranked as if they had finished. Test metrics at each trial's best-validation epoch."
+                 + (f" A *flag* names the baselines a trial does not beat on `{spec.metric}`." if not baselines.empty
+                    else ""))
     section.table("best_trials", shown)
     if not baselines.empty:
         section.text("Baselines on the same split (MF at its best-validation epoch): a trial that does not beat them "

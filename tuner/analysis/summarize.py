@@ -79,6 +79,47 @@ def flag_degenerate(table: pd.DataFrame, metric: str) -> pd.Series:
     return reasons
 
 
+def baselines_beating_every_trial(trials: pd.DataFrame, baselines: pd.DataFrame, metric: str, mode: str) -> dict[str, float]:
+    """baseline -> its validation `metric` (mean over its seeds), for each baseline that no trial with results
+    (finished or early-stopped) beats: a search that has learnt nothing the baseline does not already know."""
+    if baselines.empty or metric not in baselines or trials.empty:
+        return {}
+    usable = trials.loc[trials["stop_reason"].isin(PRODUCED_METRICS), metric].dropna()
+    if usable.empty:
+        return {}
+    best = usable.max() if mode == "max" else usable.min()
+    per_baseline = baselines.groupby("baseline")[metric].mean()
+    beating = per_baseline[per_baseline >= best] if mode == "max" else per_baseline[per_baseline <= best]
+    return {str(name): float(value) for name, value in beating.items()}
+
+
+def weak_search_warning(trials: pd.DataFrame, baselines: pd.DataFrame, metric: str, mode: str) -> str | None:
+    """One line, when a baseline is as good as every trial on the validation metric; None otherwise."""
+    beating = baselines_beating_every_trial(trials, baselines, metric, mode)
+    if not beating:
+        return None
+    usable = trials.loc[trials["stop_reason"].isin(PRODUCED_METRICS), metric].dropna()
+    best = usable.max() if mode == "max" else usable.min()
+    named = ", ".join(f"{name} ({value:.4f})" for name, value in beating.items())
+    return (f"no trial beats the baseline(s) {named} on {metric} (the best trial has {best:.4f}): the tuned model has "
+            "learnt nothing they do not already know; widen the search, train longer, or check the model")
+
+
+def below_baselines(trials: pd.DataFrame, baselines: pd.DataFrame, metric: str, mode: str) -> pd.Series:
+    """Per trial, the baselines it does not beat on the validation `metric` ('below mostpop, mf (rank 8)'; '' when
+    it beats them all, or there are none)."""
+    flags = pd.Series([""] * len(trials), index=trials.index, dtype=object)
+    if baselines.empty or metric not in baselines:
+        return flags
+    per_baseline = baselines.groupby("baseline")[metric].mean()
+    for index, value in trials[metric].items():
+        if pd.isna(value):
+            continue
+        below = [str(name) for name, b in per_baseline.items() if (value <= b if mode == "max" else value >= b)]
+        flags[index] = f"below {', '.join(below)}" if below else ""
+    return flags
+
+
 def seed_paired_pvalues(trials: pd.DataFrame, factor: str, best_label: str, metric: str) -> dict[str, float]:
     """Paired t-test across seeds of test recall@K, each value against the best one (pairs share a seed).
     NaN where fewer than two seeds pair up; 1.0 where every pair is identical."""

@@ -175,7 +175,7 @@ def _report_divergence(spec, writer, base_row, epoch, cumulative_seconds, messag
                  "error": message})
 
 
-def _report(values: dict, checkpoint: tune.Checkpoint | None = None) -> None:
+def _report(values: dict, checkpoint=None) -> None:
     """tune.report, with the epoch as the step: Ray's MLflow and TensorBoard loggers plot against `timesteps_total`
     when a result has it, else against Tune's count of reports (which skips the epochs eval_every leaves
     unevaluated, so the curves would not line up with tuner's own)."""
