@@ -7,6 +7,8 @@
   {"nan_from_epoch": 4}             ... from that epoch on (default: from the first)
   {"sleep_per_batch": 0.05}         every batch takes that much longer (inside the timed epoch)
   {"sleep_per_batch_when_lr_at_least": [0.3, 0.1]}   the same, only for trials with such a learning rate
+  {"collapse_when_lr_at_least": 0.3}  trials with such a learning rate have every parameter zeroed and never updated:
+                                    their BPR loss is ln 2 at every epoch
   {"meet_at_first_epoch": 2}        each trial waits at its first epoch until that many trials are there (raises after
                                     60 s): trials that run one after the other never meet
 """
@@ -27,6 +29,9 @@ def _config() -> dict:
 class Faults(training.Callback):
     def on_epoch_start(self, trainer, epoch):
         self.config = _config()
+        if self._collapsing(trainer):
+            for parameter in trainer.model.parameters():
+                parameter.data.zero_()
         if self.config.get("meet_at_first_epoch") and epoch == 1:
             _meet(self.config["meet_at_first_epoch"])
         if self.config.get("raise_always_at_epoch") == epoch:
@@ -39,8 +44,14 @@ class Faults(training.Callback):
                 marker.touch()
                 raise RuntimeError(f"injected fault at epoch {epoch}")
 
+    def _collapsing(self, trainer) -> bool:
+        threshold = self.config.get("collapse_when_lr_at_least")
+        return threshold is not None and trainer.hp.lr >= threshold
+
     def on_batch_loss(self, trainer, epoch, loss):
         config = self.config
+        if self._collapsing(trainer):
+            return loss * 0.0
         lr_threshold, seconds = config.get("sleep_per_batch_when_lr_at_least", [0.0, config.get("sleep_per_batch", 0)])
         if seconds and trainer.hp.lr >= lr_threshold:
             time.sleep(seconds)

@@ -246,3 +246,19 @@ def test_trials_that_ran_other_code_are_shown(experiment):
     report = (write_report(Experiment.open(experiment)) / "report.md").read_text()
     assert "**The trials did not all run the code and packages above**: 2 combination(s) over 2 trial starts" in report
     assert "tuner 0123abc" in report
+
+
+def test_an_ablation_keeps_a_collapsed_value_with_its_row_and_flag(tmp_path):
+    """The seed study's finding is that weight decay 0.1 kills the model: its row stays, flagged, not dropped."""
+    directory = str(tmp_path / "runs" / "wd")
+    ablation_spec(directory, values=(0.0, 0.1), seeds=(0,))
+    write_trial(directory, "healthy", Hyperparameters(weight_decay=0.0, k=[K]), [{f"val/recall@{K}": 0.3}] * 2)
+    write_trial(directory, "dead", Hyperparameters(weight_decay=0.1, k=[K]), [{f"val/recall@{K}": 0.01}] * 2,
+                stop_reason="collapsed")
+    write_baselines(directory, {})
+    out = write_report(Experiment.open(directory))
+    table = pd.read_csv(out / "tables" / "ablation_weight_decay.csv").fillna("")
+    flags = dict(zip(table["row"], table["flag"]))
+    assert "training collapsed (BPR loss at ln 2" in flags["weight_decay=0.1"]
+    assert "collapsed" not in flags["weight_decay=0 (best)"]
+    assert "1 collapsed" in (out / "report.md").read_text()

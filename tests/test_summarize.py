@@ -67,7 +67,7 @@ def test_counts_add_trials_that_failed_before_any_record():
     failed = failed_trial_errors(trials, errors)
     assert failed == {"c": "ValueError: c", "never-recorded": "OSError: x"}  # b diverged: its error is not why
     assert stop_reason_counts(trials, failed) == {"finished": 1, "early_stopped": 0, "failed": 2, "diverged": 1,
-                                                  "running": 0}
+                                                  "collapsed": 0, "running": 0}
 
 
 def test_hyperparameters_come_back_from_their_record_columns():

@@ -97,6 +97,20 @@ def test_diverged_trial_fails_once_and_is_not_retried(tmp_path, ray_with_faults)
     assert summary.trials.iloc[0]["stop_reason"] == "finished"
 
 
+def test_a_collapsed_trial_ends_with_its_own_stop_reason_and_its_metrics(tmp_path, ray_with_faults):
+    """Told apart from diverged: it ended itself with real (poor) metrics, Optuna gets its value, it is not retried,
+    and the run's exit code stays 0."""
+    _set_faults(ray_with_faults, collapse_when_lr_at_least=0.015)
+    summary = run_experiment(tiny_spec(tmp_path))  # lr 0.01 and 0.02, 6 epochs
+    assert summary.exit_code == 0 and (summary.counts["finished"], summary.counts["collapsed"]) == (1, 1)
+    collapsed = summary.trials[summary.trials["stop_reason"] == "collapsed"].iloc[0]
+    assert collapsed["epochs_run"] == 3 and collapsed["val/recall@10"] >= 0
+    assert [m["attempt"] for m in provenance.trial_manifests(summary.experiment_dir)
+            if m["trial_id"] == collapsed["trial_id"]] == [1]
+    assert "trials: 2 of 2 — 1 finished, 0 early-stopped, 0 failed, 0 diverged, 1 collapsed" in run_summary_text(summary)
+    assert_invariants(summary.experiment_dir)
+
+
 def test_grid_whose_last_trial_to_end_diverges_completes(tmp_path, ray_with_faults):
     """The ordering that crashed whole runs: the grid's last trial to end is the diverged one, so telling Optuna
     FAIL makes GridSampler call study.stop() outside an objective (RuntimeError); the run must still settle."""

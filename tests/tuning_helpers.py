@@ -31,7 +31,8 @@ def tiny_spec(tmp_path, **changes):
     return validate_spec(raw, "test")
 
 
-_OPTUNA_STATE = {"finished": "COMPLETE", "early_stopped": "PRUNED", "failed": "FAIL", "diverged": "FAIL"}
+_OPTUNA_STATE = {"finished": "COMPLETE", "early_stopped": "PRUNED", "failed": "FAIL", "diverged": "FAIL",
+                 "collapsed": "COMPLETE"}
 
 
 def assert_invariants(experiment_dir, all_ended: bool = True):

@@ -129,6 +129,10 @@ def train(
             typer.echo(f"the same command continues from the last checkpoint in {checkpoint}", err=True)
         raise
     typer.echo(final_table(outcome))
+    if outcome.epochs and outcome.epochs[-1].collapsed:
+        typer.echo(f"note: training collapsed at epoch {outcome.epochs[-1].epoch}: its BPR loss sat at ln 2, so the model "
+                   "scores every item alike (its embeddings shrank to nothing); more epochs would not change it. A "
+                   "smaller weight decay or a larger learning rate may help", err=True)
     if output:
         write_outcome_json(outcome, output)
         typer.echo(f"wrote {output}")

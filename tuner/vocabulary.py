@@ -110,16 +110,17 @@ class StopReason(str, Enum):
     EARLY_STOPPED = "early_stopped"  # the scheduler (ASHA) stopped it
     FAILED = "failed"  # it raised, and its retries are spent
     DIVERGED = "diverged"  # its loss became non-finite: failed on purpose, never retried
+    COLLAPSED = "collapsed"  # its BPR loss sat at ln 2 (a model that scores every item alike): ended, with its metrics
 
     def __str__(self) -> str:
         return self.value
 
 
 RUNNING = "running"  # not a stop reason: what trial tables say of a trial that has not ended
-PRODUCED_METRICS = (StopReason.FINISHED.value, StopReason.EARLY_STOPPED.value)  # trials a table can rank
+PRODUCED_METRICS = (StopReason.FINISHED.value, StopReason.EARLY_STOPPED.value, StopReason.COLLAPSED.value)  # tables show
+# the key of a trial's last report to Tune when the trial ended itself (diverged, collapsed, or failed the same way
+# twice): its value is that stop reason, and Ray sees the trial end normally (it is not retried)
 TRIAL_STATES = (*(reason.value for reason in StopReason), RUNNING)  # the order counts are shown in
-# the key of a trial's last report to Tune when the trial ended itself (diverged, or failed the same way twice):
-# its value is that stop reason, and Ray sees the trial end normally (it is not retried)
 ENDED_ITSELF = "ended_itself"
 
 

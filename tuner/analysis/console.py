@@ -128,6 +128,7 @@ def counts_text(counts: dict[str, int]) -> str:
     """"3 finished, 1 early-stopped, 0 failed, 0 diverged" (", 2 unfinished" when some are)."""
     text = (f"{counts[StopReason.FINISHED]} finished, {counts[StopReason.EARLY_STOPPED]} early-stopped, "
             f"{counts[StopReason.FAILED]} failed, {counts[StopReason.DIVERGED]} diverged")
+    text += f", {counts[StopReason.COLLAPSED]} collapsed" if counts[StopReason.COLLAPSED] else ""
     return text + (f", {counts[RUNNING]} unfinished" if counts[RUNNING] else "")
 
 

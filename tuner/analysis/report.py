@@ -125,6 +125,11 @@ def _ablation(experiment: Experiment, factor: str, out: Path) -> Section:
         if runner_up is not None else float("nan")
     )
     flags = flag_degenerate(table, spec.metric)
+    collapsed = set(usable.loc[usable["stop_reason"] == StopReason.COLLAPSED, "value"])
+    flags = pd.Series([
+        "; ".join(filter(None, [flag, "training collapsed (BPR loss at ln 2: every item scored alike)"]))
+        if value in collapsed else flag for flag, value in zip(flags, table["value"])
+    ], index=table.index)
 
     shown = pd.DataFrame({"row": table["row"] + table["best"].map({True: " (best)", False: ""})})
     for column in ablation_columns(k):
@@ -142,7 +147,8 @@ def _ablation(experiment: Experiment, factor: str, out: Path) -> Section:
         f"value has the best mean `{spec.metric}`. *p (seeds)*: paired t-test across seeds of test recall@{k} "
         f"against the best value. *p (users)*: Wilcoxon signed-rank test of per-user test recall@{k} between the "
         f"best value and the runner-up, users paired within each seed. A *flag* marks a row not to trust: not "
-        f"better than MostPop, or the very same metrics as another value (everyone gets the same popular items)."
+        f"better than MostPop, the very same metrics as another value (everyone gets the same popular items), or a "
+        f"training that collapsed (its BPR loss sat at ln 2, and it was ended there)."
         + (f" {len(trials) - len(usable)} trial(s) failed or diverged and are left out." if len(trials) > len(usable) else "")
     )
     section.table(f"ablation_{factor}", shown)

@@ -23,6 +23,7 @@ _STATES = {
     StopReason.EARLY_STOPPED: optuna.trial.TrialState.PRUNED,
     StopReason.FAILED: optuna.trial.TrialState.FAIL,
     StopReason.DIVERGED: optuna.trial.TrialState.FAIL,
+    StopReason.COLLAPSED: optuna.trial.TrialState.COMPLETE,  # a measured (poor) value: the search learns from it
 }
 
 

@@ -9,7 +9,8 @@ from tuner.recsys import selection
 from tuner.recsys.hyperparameters import Hyperparameters
 from tuner.vocabulary import PARAM_PREFIX, RUNNING, TRIAL_STATES, StopReason, decode_param, parse_metric_key, users_key
 
-_RANK = {StopReason.FINISHED.value: 0, StopReason.EARLY_STOPPED.value: 1, RUNNING: 2}  # then failed and diverged
+_RANK = {StopReason.FINISHED.value: 0, StopReason.EARLY_STOPPED.value: 1, StopReason.COLLAPSED.value: 2,
+         RUNNING: 3}  # then failed and diverged
 
 
 def trial_table(records: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
@@ -38,7 +39,7 @@ def trial_table(records: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
         )
         rows.append(row)
     table = pd.DataFrame(rows)
-    rank = table["stop_reason"].map(_RANK).fillna(3)
+    rank = table["stop_reason"].map(_RANK).fillna(4)
     ascending = mode != "max"
     table = table.assign(_rank=rank).sort_values(["_rank", metric, "trial_id"], ascending=[True, ascending, True])
     return table.drop(columns="_rank").reset_index(drop=True)

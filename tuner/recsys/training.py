@@ -38,6 +38,7 @@ class EpochResult:
     metrics: dict[str, float] = field(default_factory=dict)  # empty on epochs without evaluation
     # evaluated epochs: the test split's users and each one's metrics ({"recall@20": values, ...})
     test_per_user: tuple[np.ndarray, dict[str, np.ndarray]] | None = field(default=None, repr=False)
+    collapsed: bool = False  # training collapsed (see Trainer.run): the last epoch the trainer runs
 
     @property
     def evaluated(self) -> bool:
@@ -48,6 +49,14 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+# A collapsed model scores every item alike (its embeddings shrunk to nothing, e.g. under a large weight decay): each
+# BPR term is -log σ(0) = ln 2, whatever is sampled, and its loss climbs to ln 2 and stays. A learning model's loss
+# falls away from ln 2 (a slow one falls slowly: it is not collapsing).
+COLLAPSED_BPR = math.log(2)
+COLLAPSE_TOLERANCE = 1e-4
+COLLAPSE_EPOCHS = 3  # epochs in a row within the tolerance of ln 2, none lower than the one before
 
 
 class Callback:
@@ -145,15 +154,25 @@ class Trainer:
         self.epochs_done = int(state["epochs_done"])
 
     def run(self) -> Iterator[EpochResult]:
+        """Each epoch's result, to the last epoch — or to the end of COLLAPSE_EPOCHS epochs in a row whose BPR loss
+        sat at ln 2 without falling, which is evaluated and ends the run (result.collapsed: more epochs would not
+        change a collapsed model)."""
+        at_ln2, previous = 0, -math.inf
         while self.epochs_done < self.hp.epochs:
             epoch = self.epochs_done + 1
             result = self._train_epoch(epoch)
-            if epoch % self.hp.eval_every == 0 or epoch == self.hp.epochs:
+            pinned = abs(result.bpr_loss - COLLAPSED_BPR) < COLLAPSE_TOLERANCE and result.bpr_loss >= previous - 1e-7
+            at_ln2, previous = (at_ln2 + 1 if pinned else 0), result.bpr_loss
+            collapsed = at_ln2 >= COLLAPSE_EPOCHS
+            if epoch % self.hp.eval_every == 0 or epoch == self.hp.epochs or collapsed:
                 start = time.perf_counter()
                 result.metrics, result.test_per_user = self.evaluate()
                 result.eval_seconds = time.perf_counter() - start
             self.epochs_done = epoch
+            result.collapsed = collapsed and epoch < self.hp.epochs
             yield result
+            if result.collapsed:
+                return
 
     @torch.no_grad()
     def evaluate(self) -> tuple[dict[str, float], tuple[np.ndarray, dict[str, np.ndarray]]]:

@@ -84,7 +84,7 @@ class EpochOptunaSearch(OptunaSearch):
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if not self._suggested_it(trial_id):
             return
-        if error or (result or {}).get(ENDED_ITSELF):
+        if error or (result or {}).get(ENDED_ITSELF) in (StopReason.FAILED, StopReason.DIVERGED):
             super().on_trial_complete(trial_id, result=None, error=True)
         else:
             super().on_trial_complete(trial_id, result, error)

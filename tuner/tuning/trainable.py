@@ -94,14 +94,17 @@ def train_trial(config: dict[str, Any], *, data: SplitData, spec_json: str, expe
             progress.cumulative_seconds += result.train_seconds + result.eval_seconds
             timeline.mark("epoch_end", trial_id=trial_id, epoch=result.epoch)
             last = result.epoch == hp.epochs
-            writer.write(_row(base_row, result, progress.cumulative_seconds, StopReason.FINISHED if last else None))
+            ended = StopReason.FINISHED if last else StopReason.COLLAPSED if result.collapsed else None
+            writer.write(_row(base_row, result, progress.cumulative_seconds, ended))
             if not result.evaluated:
                 continue
             improved = progress.best.offer(result.epoch, result.metrics[spec.metric], result.metrics[validation_users])
             if improved and result.test_per_user is not None:
                 per_user.write(experiment_dir, trial_id, result.epoch, *result.test_per_user)
             report = {"epoch": result.epoch, "loss": result.loss, **result.metrics}
-            if last or result.epoch - last_checkpoint_epoch >= spec.failure.checkpoint_every:
+            if result.collapsed:  # ended with its metrics: the searcher is told its value, and Ray does not retry it
+                _report({**report, ENDED_ITSELF: StopReason.COLLAPSED.value})
+            elif last or result.epoch - last_checkpoint_epoch >= spec.failure.checkpoint_every:
                 last_checkpoint_epoch = result.epoch
                 _report_with_checkpoint(report, trainer, progress)
             else:
