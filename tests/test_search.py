@@ -159,6 +159,25 @@ def test_progress_lines_name_each_ended_trial_its_best_epoch_the_runs_best_and_t
     assert last.startswith(f"[4/4] c diverged: {METRIC} -;") and "left" not in last
 
 
+def test_the_time_left_comes_from_measured_epoch_times_and_the_epochs_left():
+    """The ETA was far off early (said 88 s, took 10 s): trial counts say little while the first trials run."""
+    from tuner.tuning.progress import Tally
+    from tuner.vocabulary import StopReason
+
+    # 5 trials of 10 epochs, 2 at once; an epoch takes 1 s. Trial a ended after 10 epochs, b has run 4.
+    tally = Tally(METRIC, "max", expected=5, started=0.0, epochs=10, concurrency=2)
+    tally.offer("a", {"epoch": 10, "time_total_s": 10.0, METRIC: 0.3})
+    tally.offer("b", {"epoch": 4, "time_total_s": 4.0, METRIC: 0.2})
+    line = tally.line("a", StopReason.FINISHED, {}, now=10.0)
+    # left: b's 6 epochs and 3 trials x 10 epochs = 36 epoch-seconds over 2 trials at once
+    assert "about 18 s left" in line
+    # with early stopping, a trial is expected to run as many epochs as the ended trials did on average
+    tally.offer("c", {"epoch": 2, "time_total_s": 2.0, METRIC: 0.1})
+    line = tally.line("c", StopReason.EARLY_STOPPED, {}, now=12.0)
+    # (10 + 2) / 2 = 6 epochs a trial: b's 2 left and 2 trials not started x 6 = 14 epoch-seconds over 2 at once
+    assert "about 7 s left" in line
+
+
 def test_a_warm_start_from_a_missing_experiment_is_one_line_before_anything_runs(tmp_path):
     from tuner.errors import SpecError
     from tuner.tuning.run import run_experiment

@@ -28,9 +28,16 @@ class Tally:
     ended: int = 0  # in this run
     best: dict[str, BestEpoch] = field(default_factory=dict)  # per trial
     overall: tuple[float, str] | None = None  # the best value of any finished trial, and that trial
+    epochs: int = 0  # a trial's epoch budget (0: unknown)
+    concurrency: int = 1  # the most trials seen running at once
+    progress: dict[str, tuple[int, float]] = field(default_factory=dict)  # trial -> (epochs run, its seconds so far)
+    ended_ids: list[str] = field(default_factory=list)  # the trials that ended in this run
 
     def offer(self, trial_id: str, result: dict) -> None:
         """A result Tune received (an evaluated epoch)."""
+        epoch, seconds = result.get("epoch"), result.get("time_total_s")  # Tune adds the trial's seconds so far
+        if isinstance(epoch, int) and isinstance(seconds, (int, float)):
+            self.progress[trial_id] = (epoch, float(seconds))
         value = result.get(self.metric)
         if result.get(ENDED_ITSELF) or not isinstance(value, (int, float)) or not math.isfinite(value):
             return
@@ -40,6 +47,7 @@ class Tally:
     def line(self, trial_id: str, how: StopReason, config: dict, now: float | None = None) -> str:
         """The line for a trial that has just ended `how`."""
         self.ended += 1
+        self.ended_ids.append(trial_id)
         best = self.best.get(trial_id)
         value = "-"
         if best is not None and best.value is not None:
@@ -54,11 +62,22 @@ class Tally:
                 f"{self._eta(now or time.time())}; {params}")
 
     def _eta(self, now: float) -> str:
+        """From the epochs measured so far: the epochs left (the running trials' rest, and a whole trial for each
+        one not started; with early stopping, as many epochs as the trials that ended ran on average) times the
+        seconds an epoch took, shared among the trials that run at once. Without timings yet: wall time per ended
+        trial."""
         left = self.expected - self.ended_before - self.ended
         if left <= 0:
             return ""
-        per_trial = (now - self.started) / self.ended  # wall time per ended trial, at the run's concurrency
-        return f"; about {_duration(per_trial * left)} left"
+        epochs_seen = sum(epochs for epochs, _ in self.progress.values())
+        if not self.epochs or not epochs_seen:
+            return f"; about {_duration((now - self.started) / self.ended * left)} left"
+        per_epoch = sum(seconds for _, seconds in self.progress.values()) / epochs_seen
+        ended = [self.progress[t][0] for t in self.ended_ids if t in self.progress]
+        per_trial = sum(ended) / len(ended) if ended else self.epochs
+        running = [epochs for t, (epochs, _) in self.progress.items() if t not in self.ended_ids]
+        epochs_left = sum(max(per_trial - epochs, 0) for epochs in running) + max(left - len(running), 0) * per_trial
+        return f"; about {_duration(epochs_left * per_epoch / max(1, min(self.concurrency, left)))} left"
 
 
 class ProgressLines(tune.Callback):
@@ -77,7 +96,10 @@ class ProgressLines(tune.Callback):
     def on_step_begin(self, iteration, trials, **info) -> None:
         if self.tally is None:  # the run's first step: the trials that have ended already are a resume's
             ended = sum(1 for trial in trials if trial.status in ("TERMINATED", "ERROR"))
-            self.tally = Tally(self.metric, self.mode, self.expected, ended_before=self.earlier + ended)
+            self.tally = Tally(self.metric, self.mode, self.expected, ended_before=self.earlier + ended,
+                               epochs=self.epochs)
+        running = sum(1 for trial in trials if trial.status == "RUNNING")
+        self.tally.concurrency = max(self.tally.concurrency, running)
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         if self.tally is not None:
