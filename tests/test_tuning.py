@@ -52,11 +52,17 @@ def _set_faults(fault_dir, **faults):
         marker.unlink()
 
 
-def test_trial_that_raises_once_resumes_from_its_checkpoint(tmp_path, ray_with_faults):
+def test_trial_that_raises_once_resumes_from_its_checkpoint(tmp_path, ray_with_faults, capfd):
     _set_faults(ray_with_faults, raise_once_at_epoch=5)
     spec = tiny_spec(tmp_path)
     summary = run_experiment(spec)
     assert summary.exit_code == 0 and summary.counts["finished"] == 2
+    # each failed attempt is one line naming the error and where its traceback is; Ray's own traceback is left out
+    out, err = capfd.readouterr()
+    for trial_id in summary.trials["trial_id"]:
+        assert (f"trial {trial_id} failed (RuntimeError: injected fault at epoch 5); retrying it from its last "
+                f"checkpoint ({summary.experiment_dir}/{trial_id}/error.txt has the whole traceback)") in out
+    assert "Traceback" not in out + err and "Trial task failed" not in out + err
     records = assert_invariants(summary.experiment_dir).records
     for _, rows in records.groupby("trial_id"):
         # epochs 1-4 from the first attempt; the checkpoint at epoch 4 is where the retry started

@@ -5,6 +5,7 @@ every trial's records, Tune's results and the trial's own output are in the expe
 from __future__ import annotations
 
 import math
+import posixpath
 import sys
 import time
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from typing import TextIO
 from ray import tune
 
 from tuner.recsys.selection import BestEpoch
-from tuner.vocabulary import ENDED_ITSELF, StopReason, parse_metric_key, users_key
+from tuner.vocabulary import ENDED_ITSELF, ERROR_FILE, StopReason, parse_metric_key, users_key
 
 
 @dataclass
@@ -114,11 +115,30 @@ class ProgressLines(tune.Callback):
         self._print(trial, how)
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self._print(trial, StopReason.FAILED, " (its error.txt says why)")
+        self._print(trial, StopReason.FAILED, f" ({_error_of(trial)}; {_error_path(trial)} has the whole traceback)")
+
+    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+        """A failed attempt that Ray retries: one line (Ray's own traceback is left out, see search.fit)."""
+        print(f"trial {trial.trial_id} failed ({_error_of(trial)}); retrying it from its last checkpoint "
+              f"({_error_path(trial)} has the whole traceback)", file=self.out or sys.stdout, flush=True)
 
     def _print(self, trial, how: StopReason, note: str = "") -> None:
         if self.tally is not None:
             print(self.tally.line(trial.trial_id, how, trial.config) + note, file=self.out or sys.stdout, flush=True)
+
+
+def _error_of(trial) -> str:
+    """The last line of the trial's error.txt (the exception and its message), or why there is none."""
+    try:
+        lines = [line for line in open(trial.error_file, errors="replace").read().splitlines() if line.strip()]
+    except (OSError, TypeError):
+        return "its error could not be read"
+    return lines[-1][:300] if lines else "no error message"
+
+
+def _error_path(trial) -> str:
+    """Where the user finds the trial's error: <experiment>/<trial id>/error.txt (Ray copies it there)."""
+    return posixpath.join(trial.path, ERROR_FILE) if getattr(trial, "path", None) else "its error.txt"
 
 
 def _plain(value) -> str:

@@ -360,10 +360,24 @@ def trials_no_snapshot_holds(experiment_dir: str, trial_ids: list[str]) -> list[
     return sorted(unknown)
 
 
+# What Ray logs about trials that tuner's own lines already tell (progress.ProgressLines: one line per failed attempt,
+# naming its error.txt) or that is not a tuner user's to act on: a traceback per failed attempt, the unfetched
+# error of a trial's actor, the list of trials left unfinished, and the advice to resume with `Tuner.restore(...)`
+# (a tuner user runs the same command again, as the run's summary says).
+_SAID_OTHERWISE = (
+    ("ray.tune.execution.tune_controller", "Trial task failed for trial"),
+    ("ray._private.worker", "Unhandled error (suppress with"),
+    ("ray.tune.tune", "Trials did not complete"),
+    ("ray.tune.analysis.experiment_analysis", "Failed to fetch metrics"),  # trials a killed driver never saved
+    ("ray.tune.tune", "Tuner.restore("),
+)
+
+
 def fit(tuner: tune.Tuner) -> None:
-    """Tuner.fit, without Ray Tune's advice to resume an interrupted run with `Tuner.restore(...)`: a tuner user
-    runs the same command again (the run's summary says so)."""
-    with without_log_lines("ray.tune.tune", "Tuner.restore("):
+    """Tuner.fit, with Ray's own lines about failed trials left out (_SAID_OTHERWISE)."""
+    with contextlib.ExitStack() as quiet:
+        for logger_name, containing in _SAID_OTHERWISE:
+            quiet.enter_context(without_log_lines(logger_name, containing))
         tuner.fit()
 
 
