@@ -262,3 +262,32 @@ def test_an_ablation_keeps_a_collapsed_value_with_its_row_and_flag(tmp_path):
     assert "training collapsed (BPR loss at ln 2" in flags["weight_decay=0.1"]
     assert "collapsed" not in flags["weight_decay=0 (best)"]
     assert "1 collapsed" in (out / "report.md").read_text()
+
+
+def test_importances_use_every_trial_at_a_common_epoch_and_say_when_too_few_trials_rank_anything(tmp_path):
+    """2 of 8 trials finished (ASHA stopped the rest at epoch 2): fANOVA on 2 points ranked noise, and the contour
+    interpolated a surface from them. Now the 8 trials are compared at epoch 2, and the report says what 8 is worth."""
+    from tuner.experiment.layout import save_spec
+    from tuner.spec import validate_spec
+
+    directory = tmp_path / "runs" / "asha"
+    spec = validate_spec({"name": "asha", "model": "lightgcn", "dataset": {"name": "synthetic"},
+                          "metric": f"val/recall@{K}", "fixed": {"k": [K], "epochs": 4, "eval_every": 1},
+                          "params": {"lr": {"type": "float", "low": 0.001, "high": 0.1, "log": True},
+                                     "num_layers": {"type": "int", "low": 1, "high": 4}},
+                          "storage": str(tmp_path / "runs")}, "test")
+    save_spec(str(directory), spec)
+    rng = np.random.default_rng(0)
+    for index in range(8):
+        lr, layers = float(10 ** rng.uniform(-3, -1)), int(rng.integers(1, 5))
+        epochs = 4 if index < 2 else 2
+        write_trial(str(directory), f"t{index}", Hyperparameters(lr=lr, num_layers=layers, k=[K]),
+                    [{f"val/recall@{K}": lr * 10 + 0.01 * e} for e in range(epochs)],
+                    stop_reason="finished" if index < 2 else "early_stopped")
+    out = write_report(Experiment.open(str(directory)))
+    report = (out / "report.md").read_text()
+    assert f"Optuna's fANOVA on the best `val/recall@{K}` up to epoch 2 of the 8 trials that reached it" in report
+    assert "**With 8 trials this ranking means little**" in report
+    assert "Only 2 trial(s) finished" in report and "the contour of two parameters needs more trials" in report
+    assert not (out / "plots" / "contour.png").exists() and not (out / "plots" / "importances.png").exists()
+    assert set(pd.read_csv(out / "tables" / "importances.csv")["parameter"]) == {"lr", "num_layers"}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -77,17 +79,22 @@ def _numeric_first(value) -> tuple:
 
 def study_plots(study, parameters: list[str], importances: list[str], folder) -> list[tuple[str, str]]:
     """Optuna's own plots (optuna.visualization.matplotlib) of the experiment's study, as (file, caption) pairs:
-    optimisation history, parameter importances, parallel coordinates, slices, and a contour of the two most
-    important parameters. A plot Optuna cannot draw for this study (too few complete trials) is left out."""
+    optimisation history, parallel coordinates, slices, and — given `importances`, the parameters ranked (the
+    caller leaves them out where too few trials finished for a ranking to mean anything) — their importances and a
+    contour of the two most important. A plot Optuna cannot draw for this study (too few complete trials) is left
+    out."""
     import optuna
     from optuna.visualization import matplotlib as optuna_plots
 
     evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
-    wanted = [
+    wanted: list[tuple[str, str, Callable[[], Any]]] = [
         ("history.png", "optimisation history (complete trials; early-stopped ones are pruned)",
          lambda: optuna_plots.plot_optimization_history(study)),
-        ("importances.png", "parameter importances (Optuna fANOVA on the finished trials)",
-         lambda: optuna_plots.plot_param_importances(study, evaluator=evaluator, params=importances or None)),
+    ]
+    if importances:
+        wanted.append(("importances.png", "parameter importances (Optuna fANOVA on the finished trials)",
+                       lambda: optuna_plots.plot_param_importances(study, evaluator=evaluator, params=importances)))
+    wanted += [
         ("parallel.png", "parallel coordinates of the searched parameters, coloured by the objective",
          lambda: optuna_plots.plot_parallel_coordinate(study, params=parameters)),
         ("slice.png", "the objective against each searched parameter",
@@ -104,7 +111,7 @@ def study_plots(study, parameters: list[str], importances: list[str], folder) ->
         for file, caption, draw in wanted:
             if len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) < 2 and file != "history.png":
                 continue
-            figure = np.atleast_1d(draw()).flat[0].figure  # type: ignore[arg-type]  # Axes or an array of them
+            figure = np.atleast_1d(draw()).flat[0].figure  # Axes or an array of them
             for axis in figure.axes:  # log axes label their minor ticks too, and those collide
                 if axis.get_xscale() == "log":
                     axis.xaxis.set_minor_formatter(NullFormatter())

@@ -12,6 +12,7 @@ import math
 import os
 from pathlib import Path
 
+import optuna
 import pandas as pd
 
 from tuner import storage
@@ -19,6 +20,7 @@ from tuner.analysis import plots
 from tuner.analysis.console import counts_text
 from tuner.analysis.document import Section, write_document
 from tuner.analysis.summarize import (
+    TRUSTED_TRIALS,
     ablation_columns,
     ablation_table,
     below_baselines,
@@ -194,14 +196,25 @@ def _tuning(experiment: Experiment, out: Path) -> Section:
         }))
     _pareto(section, experiment, out)
     importances = parameter_importances(spec, records, trials)
+    few = importances.attrs["trials"] < TRUSTED_TRIALS
     if not importances.empty:
-        section.text(f"Parameter importances (Optuna's fANOVA on the finished trials): the share of the variation of "
-                     f"`{spec.metric}` each searched parameter explains.")
+        section.text(f"Parameter importances (Optuna's fANOVA on {importances.attrs['basis']}): the share of the "
+                     f"variation of `{spec.metric}` each searched parameter explains."
+                     + (f" **With {importances.attrs['trials']} trials this ranking means little**: fANOVA fits a "
+                        f"forest to them, and a few more trials can reorder it (trust it from about "
+                        f"{TRUSTED_TRIALS})." if few else ""))
         section.table("importances", importances.assign(importance=importances["importance"].map(_f)))
     else:
-        section.text("Parameter importances need at least two finished trials with varying parameters.")
+        section.text("Parameter importances need at least two trials with results whose searched values vary.")
     study = build_study(spec, records, trials)
-    for file, caption in plots.study_plots(study, searched, list(importances["parameter"]), out / "plots"):
+    finished = len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
+    if finished < TRUSTED_TRIALS:
+        section.text(f"Only {finished} trial(s) finished: the history below has that many points, and the slice "
+                     "and parallel-coordinate plots show single trials, not a trend"
+                     + ("; the contour of two parameters needs more trials than that, and is left out."
+                        if len(searched) >= 2 else "."))
+    ranked = list(importances["parameter"]) if finished >= TRUSTED_TRIALS else []  # no contour from a few points
+    for file, caption in plots.study_plots(study, searched, ranked, out / "plots"):
         section.image(f"plots/{file}", caption)
     plots.learning_curves(records, list(top["trial_id"].head(5)), spec.metric, out / "plots" / "learning_curves.png")
     section.image("plots/learning_curves.png", f"{spec.metric} per epoch of the top trials")
