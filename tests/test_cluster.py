@@ -338,3 +338,48 @@ def test_a_submission_id_is_checked_the_same_way(tmp_path):
     spec.write_text("name: exp\nmodel: mf\n")
     result = tuner("submit", spec, "--submission-id", "a/b", "--address", f"http://127.0.0.1:{_free_port()}")
     assert result.returncode == 2 and result.stderr.startswith("error: --submission-id: 'a/b' is not a job id")
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_submit_gives_the_job_a_data_folder_and_environment_variables(cluster, shared_data):
+    """The job looked for ML-100K in its node's ~/.cache and failed; `--data-dir` names the folder on the nodes, the
+    failure says which node looked where, and `--env` reaches the job."""
+    folder, env = cluster["folder"], _env(cluster["token_file"])
+    spec = folder / "ml100k.yaml"
+    spec.write_text("name: ml100k-job\nmodel: mf\ndataset: {name: movielens-100k}\nmetric: val/recall@10\n"
+                    "fixed: {embedding_dim: 8, epochs: 1, k: [10]}\nscheduler: {kind: none}\n"
+                    "params: {lr: {type: categorical, choices: [0.01]}}\nsearch: {sampler: grid}\n")
+    common = ["--address", cluster["address"], "--storage", folder / "runs", "--wait"]
+    missing = _tuner("submit", spec, *common, "--submission-id", "no-data", env=env)
+    assert missing.returncode == 2, missing.stdout[-3000:]
+    assert f"error: on node {socket.gethostname()} (the job's driver): " in missing.stdout
+    assert "`tuner submit --data-dir` names a folder there" in missing.stdout
+
+    given = _tuner("submit", spec, *common, "--submission-id", "with-data", "--data-dir", shared_data,
+                   "--env", "TUNER_PROBE=42", env=env)
+    assert given.returncode == 0, given.stdout[-3000:] + given.stderr[-2000:]
+    assert "trials: 1 of 1 — 1 finished" in given.stdout
+    from tuner.tuning.cluster import client
+
+    os.environ["RAY_AUTH_TOKEN_PATH"] = str(cluster["token_file"])
+    try:
+        info = client(cluster["address"]).get_job_info("with-data")
+    finally:
+        os.environ.pop("RAY_AUTH_TOKEN_PATH")
+    assert info.runtime_env["env_vars"]["TUNER_PROBE"] == "42"
+    assert "--data-dir" in info.entrypoint
+
+
+def test_submits_options_are_checked_before_anything_is_sent(tmp_path):
+    from tests.cli import tuner
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("name: exp\nmodel: mf\n")
+    address = ["--address", f"http://127.0.0.1:{_free_port()}"]
+    bad_env = tuner("submit", spec, "--env", "no-equals", *address)
+    assert bad_env.returncode == 2 and bad_env.stderr.startswith("error: --env: expected KEY=VALUE")
+    runtime = tmp_path / "runtime.yaml"
+    runtime.write_text("working_dir: /elsewhere\n")
+    own_dir = tuner("submit", spec, "--runtime-env", runtime, *address)
+    assert own_dir.returncode == 2 and "working_dir is tuner's own" in own_dir.stderr

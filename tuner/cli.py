@@ -318,12 +318,29 @@ def submit(
     overrides: List[str] = SetOption,
     wait: bool = typer.Option(False, "--wait", help="Stream the job's logs and exit with its exit code."),
     allow_insecure: bool = InsecureOption,
+    data_dir: Optional[str] = typer.Option(
+        None, "--data-dir", help="Where the job's node finds or downloads the datasets (a path there, or shared)."),
+    env: List[str] = typer.Option([], "--env", help="KEY=VALUE: an environment variable for the job and its trials."),
+    runtime_env: Optional[Path] = typer.Option(
+        None, "--runtime-env", help="YAML or JSON file: Ray's runtime environment for the job (pip, env_vars, ...)."),
 ) -> None:
     """Submit `tuner run SPEC` to a Ray cluster as a job (the package and the spec are its working dir)."""
+    from tuner.errors import SpecError
     from tuner.tuning import cluster
+    from tuner.yaml_loader import read_yaml_file
 
+    variables = {}
+    for assignment in env:
+        key, equals, value = assignment.partition("=")
+        if not equals or not key.isidentifier():
+            raise SpecError(f"--env: expected KEY=VALUE with KEY a variable name, got {assignment!r}")
+        variables[key] = value
+    runtime = read_yaml_file(runtime_env) if runtime_env else {}
+    if not isinstance(runtime, dict):
+        raise SpecError(f"{runtime_env}: expected a mapping (Ray's runtime environment), got {type(runtime).__name__}")
     options = _run_overrides(spec, name, None, num_samples, max_concurrent, smoke, overrides)
-    job_id = cluster.submit(spec, address, storage, submission_id, options, allow_insecure=allow_insecure)
+    job_id = cluster.submit(spec, address, storage, submission_id, options, allow_insecure=allow_insecure,
+                            data_dir=data_dir, env=variables, runtime_env=runtime)
     typer.echo(job_id)
     if wait:
         jobs = cluster.client(address, allow_insecure)

@@ -110,10 +110,23 @@ def stage_job(spec_path: Path, folder: Path, model: ModelSource) -> None:
             shutil.copyfile(shipped, folder / shipped.name)
 
 
-def entrypoint(storage: str | None, overrides: list[str], extra: list[str]) -> str:
+def job_runtime_env(runtime_env: dict, env: dict[str, str]) -> dict:
+    """The user's runtime environment with `env` added to its env_vars (a value given both ways: `env` wins)."""
+    if "working_dir" in runtime_env:
+        raise SpecError("--runtime-env: working_dir is tuner's own (this package and the spec); ship more code with "
+                        "py_modules")
+    env_vars = runtime_env.get("env_vars") or {}
+    if not isinstance(env_vars, dict) or not all(isinstance(v, str) for v in env_vars.values()):
+        raise SpecError(f"--runtime-env: env_vars: expected a mapping of names to strings, got {env_vars!r}")
+    return {**runtime_env, "env_vars": {**env_vars, **env}} if env or env_vars else dict(runtime_env)
+
+
+def entrypoint(storage: str | None, overrides: list[str], extra: list[str], data_dir: str | None = None) -> str:
     words = ["python", "-m", "tuner", "run", SPEC_IN_JOB]
     if storage:
         words += ["--storage", storage]
+    if data_dir:
+        words += ["--data-dir", data_dir]
     for override in overrides:
         words += ["--set", override]
     words += extra
@@ -128,9 +141,16 @@ def submit(
     overrides: list[str] | None = None,
     extra: list[str] | None = None,
     allow_insecure: bool = False,
+    data_dir: str | None = None,
+    env: dict[str, str] | None = None,
+    runtime_env: dict | None = None,
 ) -> str:
+    """`data_dir`: where the job's node finds (or downloads) the datasets (`tuner run --data-dir`); `env`:
+    environment variables for the job and its trials; `runtime_env`: Ray's runtime environment for them (pip,
+    conda, py_modules, env_vars, ...) — its working_dir is tuner's own (this package and the spec)."""
     overrides = list(overrides or [])
     spec = load_spec(spec_path, overrides)  # refuse a bad spec here, not on the cluster
+    job_env = job_runtime_env(runtime_env or {}, env or {})
     if submission_id is not None:
         check_job_id(submission_id, "--submission-id")
     jobs = client(address, allow_insecure)
@@ -154,9 +174,9 @@ def submit(
         while True:
             try:
                 return jobs.submit_job(
-                    entrypoint=entrypoint(storage, overrides, extra or []),
+                    entrypoint=entrypoint(storage, overrides, extra or [], data_dir),
                     submission_id=submission_id,
-                    runtime_env={"working_dir": folder},
+                    runtime_env={**job_env, "working_dir": folder},
                     metadata={"tuner_experiment": spec.name, "tuner_storage": where},
                 )
             except Exception as exc:

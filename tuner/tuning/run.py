@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import posixpath
+import socket
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -226,7 +227,13 @@ def _run(
         if started_ray and ray_session.process_group():
             lock.note(ray_group=ray_session.process_group())
         timeline.mark("ray_ready")
-        search, data = prepared.result()
+        try:
+            search, data = prepared.result()
+        except DataError as exc:
+            if ray_session.joined_a_cluster():  # a job on a cluster: the user reads this far from that node
+                raise DataError(f"on node {socket.gethostname()} (the job's driver): {exc}; `tuner submit --data-dir` "
+                                "names a folder there (or a shared one), `--set dataset.path=...` a file") from None
+            raise
     print(data.summary(), flush=True)
     try:
         if existing and (changed := provenance.data_changes(directory, data.split_hash, data.file_digests)):
