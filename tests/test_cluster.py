@@ -383,3 +383,21 @@ def test_submits_options_are_checked_before_anything_is_sent(tmp_path):
     runtime.write_text("working_dir: /elsewhere\n")
     own_dir = tuner("submit", spec, "--runtime-env", runtime, *address)
     assert own_dir.returncode == 2 and "working_dir is tuner's own" in own_dir.stderr
+
+
+def test_a_job_on_a_cluster_with_another_ray_is_refused_in_one_line_and_other_packages_are_noted():
+    """cluster.yaml used to install without constraints.txt: nodes could resolve other Ray and torch versions than
+    the client. The job compares its node's versions with the submitter's, which submit passes it."""
+    import json
+
+    from tuner.tuning.cluster import check_submitter_versions, job_runtime_env, package_versions
+
+    ours = package_versions()
+    passed = json.loads(job_runtime_env({}, {})["env_vars"]["TUNER_SUBMITTED_WITH"])
+    assert passed == ours and {"ray", "torch", "optuna"} <= set(ours)
+    assert check_submitter_versions(json.dumps(ours)) is None
+    assert check_submitter_versions(json.dumps({**ours, "torch": "1.0.0"})) == (
+        f"note: this node's packages differ from the submitting machine's: torch {ours['torch']} here, 1.0.0 there")
+    with pytest.raises(SpecError, match=rf"^this cluster runs Ray {ours['ray']}, the machine that submitted the job "
+                                        r"Ray 1\.2\.3: install the same versions on both"):
+        check_submitter_versions(json.dumps({**ours, "ray": "1.2.3"}))

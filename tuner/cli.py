@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import os
 import signal
 from pathlib import Path
 from typing import Callable, Iterator, List, Optional
@@ -16,6 +17,7 @@ from typing import Callable, Iterator, List, Optional
 import typer
 
 from tuner.errors import TunerError
+from tuner.vocabulary import SUBMITTED_WITH_ENV
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 
@@ -200,6 +202,11 @@ def run(
             raise SpecError("--fresh, --resume-errored, --restart-errored: use at most one of them")
         options = _run_overrides(spec, name, storage, num_samples, max_concurrent, smoke, overrides)
         experiment = load_spec(spec, options)
+        if submitted := os.environ.get(SUBMITTED_WITH_ENV):  # a job `tuner submit` started
+            from tuner.tuning.cluster import check_submitter_versions
+
+            if note := check_submitter_versions(submitted):
+                typer.echo(note)
         summary = run_experiment(experiment, str(data_dir) if data_dir else None, fresh, resume_errored, restart_errored)
         typer.echo(run_summary_text(summary))
     raise typer.Exit(_interrupted_exit_code() if summary.interrupted else summary.exit_code)

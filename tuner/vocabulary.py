@@ -116,6 +116,7 @@ class StopReason(str, Enum):
         return self.value
 
 
+SUBMITTED_WITH_ENV = "TUNER_SUBMITTED_WITH"  # a submitted job's variable: the submitting machine's package versions
 RUNNING = "running"  # not a stop reason: what trial tables say of a trial that has not ended
 PRODUCED_METRICS = (StopReason.FINISHED.value, StopReason.EARLY_STOPPED.value, StopReason.COLLAPSED.value)  # tables show
 # the key of a trial's last report to Tune when the trial ended itself (diverged, collapsed, or failed the same way
