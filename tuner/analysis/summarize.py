@@ -190,8 +190,9 @@ TRUSTED_TRIALS = 10  # fewer than this, and fANOVA's ranking changes with a few 
 def importance_basis(spec, records: pd.DataFrame, trials: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """The trials to rank the searched parameters on, with `spec.metric` the value to rank by, and what that value
     is. The finished trials' best validation value — unless fewer than TRUSTED_TRIALS finished and early stopping
-    left more trials at a common epoch: then every trial that reached the deepest such epoch, by its best
-    validation value up to that epoch (each trial measured on the same budget, as ASHA compares them)."""
+    left more trials at a common epoch: then the trials that reached the deepest epoch that TRUSTED_TRIALS of them
+    (or all, when fewer ran) reached, by their best validation value up to that epoch (each trial measured on the
+    same budget, as ASHA compares them)."""
     finished = trials[trials["stop_reason"] == StopReason.FINISHED] if not trials.empty else trials
     basis = (finished, f"the best `{spec.metric}` of the {len(finished)} finished trial(s)")
     usable = trials[trials["stop_reason"].isin(PRODUCED_METRICS)] if not trials.empty else trials
@@ -199,9 +200,10 @@ def importance_basis(spec, records: pd.DataFrame, trials: pd.DataFrame) -> tuple
         return basis
     evaluated = records[records["evaluated"] & records["trial_id"].isin(usable["trial_id"])]
     reached = evaluated.groupby("trial_id")["epoch"].max()
+    wanted = min(TRUSTED_TRIALS, len(reached))  # as many trials as a ranking needs, or as there are
     for epoch in sorted(set(evaluated["epoch"]), reverse=True):
         at_least = reached[reached >= epoch].index
-        if len(at_least) > len(finished):
+        if len(at_least) >= wanted and len(at_least) > len(finished):
             upto = evaluated[evaluated["trial_id"].isin(at_least) & (evaluated["epoch"] <= epoch)]
             best = upto.groupby("trial_id")[spec.metric].max() if spec.mode == "max" else \
                 upto.groupby("trial_id")[spec.metric].min()
