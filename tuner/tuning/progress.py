@@ -40,7 +40,7 @@ class Tally:
         if isinstance(epoch, int) and isinstance(seconds, (int, float)):
             self.progress[trial_id] = (epoch, float(seconds))
         value = result.get(self.metric)
-        if result.get(ENDED_ITSELF) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if not isinstance(value, (int, float)) or not math.isfinite(value):  # a failed or diverged end: the worst value
             return
         users = result.get(users_key(parse_metric_key(self.metric).split), 1.0)
         self.best.setdefault(trial_id, BestEpoch(self.mode)).offer(int(result.get("epoch", 0)), float(value), users)
