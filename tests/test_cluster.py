@@ -360,15 +360,12 @@ def test_submit_gives_the_job_a_data_folder_and_environment_variables(cluster, s
                    "--env", "TUNER_PROBE=42", env=env)
     assert given.returncode == 0, given.stdout[-3000:] + given.stderr[-2000:]
     assert "trials: 1 of 1 — 1 finished" in given.stdout
-    from tuner.tuning.cluster import client
-
-    os.environ["RAY_AUTH_TOKEN_PATH"] = str(cluster["token_file"])
-    try:
-        info = client(cluster["address"]).get_job_info("with-data")
-    finally:
-        os.environ.pop("RAY_AUTH_TOKEN_PATH")
-    assert info.runtime_env["env_vars"]["TUNER_PROBE"] == "42"
-    assert "--data-dir" in info.entrypoint
+    asked = ("import json; from ray.job_submission import JobSubmissionClient; "
+             f"info = JobSubmissionClient({cluster['address']!r}).get_job_info('with-data'); "
+             "print(json.dumps({'env': info.runtime_env['env_vars'], 'entrypoint': info.entrypoint}))")
+    info = json.loads(subprocess.run([sys.executable, "-c", asked], capture_output=True, text=True, env=env,
+                                     check=True).stdout.splitlines()[-1])
+    assert info["env"]["TUNER_PROBE"] == "42" and "--data-dir" in info["entrypoint"]
 
 
 def test_submits_options_are_checked_before_anything_is_sent(tmp_path):
