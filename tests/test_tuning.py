@@ -293,7 +293,8 @@ def test_restart_errored_runs_the_failed_trials_again_and_reruns_do_not_crash(tm
     assert run_experiment(spec).counts["failed"] == 2
     _set_faults(ray_with_faults)
     restarted = run_experiment(spec, restart_errored=True)
-    assert restarted.counts == {"finished": 2, "early_stopped": 0, "failed": 0, "diverged": 0, "running": 0}
+    assert restarted.counts == {"finished": 2, "early_stopped": 0, "failed": 0, "diverged": 0, "collapsed": 0,
+                                "running": 0}
     assert restarted.errors == {} and len(restarted.trials) == 2
     first_attempts = list((Path(restarted.experiment_dir) / "restarted").glob("trial_id=*"))
     assert len(first_attempts) == 2 and all((a / "records").is_dir() for a in first_attempts)
