@@ -360,6 +360,7 @@ def test_submit_gives_the_job_a_data_folder_and_environment_variables(cluster, s
                    "--env", "TUNER_PROBE=42", env=env)
     assert given.returncode == 0, given.stdout[-3000:] + given.stderr[-2000:]
     assert "trials: 1 of 1 — 1 finished" in given.stdout
+    assert "INFO" not in given.stderr, given.stderr  # the Jobs client's own lines about uploading and log streaming
     asked = ("import json; from ray.job_submission import JobSubmissionClient; "
              f"info = JobSubmissionClient({cluster['address']!r}).get_job_info('with-data'); "
              "print(json.dumps({'env': info.runtime_env['env_vars'], 'entrypoint': info.entrypoint}))")

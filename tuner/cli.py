@@ -351,8 +351,9 @@ def submit(
     typer.echo(job_id)
     if wait:
         jobs = cluster.client(address, allow_insecure)
-        for chunk in cluster.follow_logs(jobs, job_id):
-            typer.echo(chunk, nl=False)
+        with cluster.without_rays_info_lines():
+            for chunk in cluster.follow_logs(jobs, job_id):
+                typer.echo(chunk, nl=False)
         raise typer.Exit(cluster.exit_code(jobs, job_id))
 
 

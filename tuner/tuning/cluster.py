@@ -11,8 +11,10 @@ shell-quoted (the Jobs API runs the entrypoint through a shell).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
+import logging
 import os
 import re
 import shlex
@@ -207,7 +209,7 @@ def submit(
             f"{spec.name}: job {running} on {address} is running this experiment (storage {where}); wait for it to "
             f"end or `tuner jobs stop {running}`"
         )
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, without_rays_info_lines():
         stage_job(spec_path, Path(folder), locate(spec.model, spec.model_folder))
         deadline = time.monotonic() + AGENT_WAIT_S
         while True:
@@ -228,6 +230,19 @@ def submit(
                     time.sleep(AGENT_RETRY_S)
                     continue
                 raise ClusterError(f"{address}: submitting the job failed: {message}") from None
+
+
+@contextlib.contextmanager
+def without_rays_info_lines() -> Iterator[None]:
+    """Ray's Jobs client says at INFO what it does (uploading the working directory, opening and closing the log
+    stream): `tuner submit` prints the job id and, with --wait, the job's own log; warnings and errors still show.
+    Ray sets its loggers' levels itself, so INFO is disabled for the block, whichever logger says it."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.INFO)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
 
 
 def running_job(jobs, experiment: str, storage: str) -> str | None:
