@@ -80,17 +80,22 @@ def test_storage_turned_read_only_stops_the_run_in_one_line_and_the_rerun_finish
     deadline = time.time() + 240
     while len(list(experiment_dir.glob("records/*/epoch=*.parquet"))) < 5 and time.time() < deadline:
         time.sleep(0.1)
-    # the experiment folder turns read-only under the running trials (a bind mount: files open for writing
-    # elsewhere would keep a remount of the whole tmpfs from succeeding)
-    assert _mount("--bind", str(experiment_dir), str(experiment_dir))
-    assert _mount("-o", "remount,bind,ro", str(experiment_dir))
+    # the records folder turns read-only under the running trials: a read-only bind mount over it (a remount of the
+    # whole tmpfs, or of the experiment folder, is refused while files are open for writing there, and the driver
+    # keeps each trial's TensorBoard file open; a record file is open for a moment, so a refusal is tried again)
+    records = experiment_dir / "records"
+    assert _mount("--bind", str(records), str(records))
+    deadline = time.time() + 30
+    while not _mount("-o", "remount,bind,ro", str(records)):
+        assert time.time() < deadline, "the records folder stayed busy"
+        time.sleep(0.05)
     stdout, stderr = driver.communicate(timeout=600)
     assert driver.returncode == 1, stdout[-2000:] + stderr[-3000:]
     error = stderr.strip().splitlines()[-1]
     assert error.startswith(f"error: {small_storage}: read-only file system (trial "), error
     assert "make it writable, then run the same command again" in error
 
-    subprocess.run(["umount", str(experiment_dir)], check=True)
+    subprocess.run(["umount", str(records)], check=True)
     rerun = _tuner_run(spec_file)
     assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-3000:]
     assert "trials: 6 of 6" in rerun.stdout
