@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import epochs_written, kill_tree
-from tuner.errors import SpecError
+from tuner.errors import ClusterError, SpecError
 from tuner.experiment import records
 from tuner.tuning.cluster import check_address, entrypoint
 
@@ -270,7 +270,7 @@ def test_only_an_authentication_error_counts_as_bad_input(monkeypatch):
 
     address = "http://127.0.0.1:54039"
     monkeypatch.setattr(ray.job_submission, "JobSubmissionClient", refuse(ConnectionError(f"Failed to connect to {address}")))
-    with pytest.raises(cluster.ClusterError):
+    with pytest.raises(ClusterError):
         cluster.client(address)
     monkeypatch.setattr(ray.job_submission, "JobSubmissionClient", refuse(AuthenticationError("Authentication failed")))
     with pytest.raises(SpecError, match="Authentication failed"):
@@ -305,7 +305,7 @@ def test_submit_waits_for_a_cluster_whose_job_agent_is_not_up_yet(tmp_path, monk
     never = _JobsWhoseAgentComesUpLate(refusals=10**6)  # an agent that never comes: one line, exit 1, not bad input
     monkeypatch.setattr(cluster, "client", lambda address, allow_insecure=False: never)
     monkeypatch.setattr(cluster, "AGENT_WAIT_S", 0.0)
-    with pytest.raises(cluster.ClusterError, match="submitting the job failed: .*try again later"):
+    with pytest.raises(ClusterError, match="submitting the job failed: .*try again later"):
         cluster.submit(_spec(tmp_path, "never"))
 
 

@@ -10,7 +10,8 @@ from scipy import stats
 
 from tests.cli import tuner, tuner_subprocess
 from tests.fake_experiment import K, ablation_spec, write_baselines, write_per_user, write_trial
-from tuner.analysis.report import NoResultsError, write_report
+from tuner.analysis.report import write_report
+from tuner.errors import NoResultsError
 from tuner.experiment.read import Experiment
 from tuner.recsys.hyperparameters import Hyperparameters
 

@@ -242,7 +242,8 @@ def test_trials_that_fail_for_good_are_counted_and_their_errors_shown(tmp_path, 
     """Failing at epoch 1, before a single record: the run's summary and the report agree on 2 failed trials
     and show each trial's error."""
     from tuner.analysis.console import run_summary_text
-    from tuner.analysis.report import NoResultsError, write_report
+    from tuner.analysis.report import write_report
+    from tuner.errors import NoResultsError
 
     _set_faults(ray_with_faults, raise_once_at_epoch=1)
     summary = run_experiment(tiny_spec(tmp_path, failure={"max_failures": 0, "checkpoint_every": 2}))

@@ -56,6 +56,18 @@ def storage_reason_in_text(text: str) -> str | None:
 _ERRNO_IN_TEXT = re.compile(r"\[errno (%s)\]" % "|".join(str(code) for code in STORAGE_ERRNOS), re.IGNORECASE)
 
 
+class ClusterError(TunerError):
+    """The cluster could not be reached, refused us, or a job operation failed: not bad input (exit 1)."""
+
+    exit_code = 1
+
+
+class NoResultsError(TunerError):
+    """The experiment has no trial with metrics: its report says so and the command fails (exit 1)."""
+
+    exit_code = 1
+
+
 class DivergedError(TunerError):
     """Training produced a non-finite loss; the run is over and must not be retried."""
 

@@ -34,7 +34,7 @@ from tuner.analysis.summarize import (
     usable_trials,
     weak_search_warning,
 )
-from tuner.errors import TunerError
+from tuner.errors import NoResultsError
 from tuner.experiment.read import Experiment
 from tuner.experiment.study_export import build_study
 from tuner.vocabulary import (
@@ -46,12 +46,6 @@ from tuner.vocabulary import (
     param_column,
     parse_metric_key,
 )
-
-
-class NoResultsError(TunerError):
-    """The experiment has no trial with metrics: the report says so and the command fails."""
-
-    exit_code = 1
 
 
 def write_report(experiment: Experiment, out_dir: str | None = None) -> Path:

@@ -27,7 +27,7 @@ from typing import Iterator
 from urllib.parse import urlparse
 
 import tuner
-from tuner.errors import SpecError, TunerError, one_line
+from tuner.errors import ClusterError, SpecError, one_line
 from tuner.recsys.models import ModelSource, locate
 from tuner.recsys.models.registry import shippable_files
 from tuner.spec_loader import load_spec
@@ -39,12 +39,6 @@ SPEC_IN_JOB = "spec.yaml"
 
 AGENT_WAIT_S = 60.0  # how long `submit` retries while the cluster says its job agent is not up yet
 AGENT_RETRY_S = 2.0
-
-
-class ClusterError(TunerError):
-    """The cluster could not be reached, refused us, or a job operation failed: not bad input (exit 1)."""
-
-    exit_code = 1
 
 
 def is_loopback(host: str | None) -> bool:
