@@ -79,27 +79,19 @@ def flag_degenerate(table: pd.DataFrame, metric: str) -> pd.Series:
     return reasons
 
 
-def baselines_beating_every_trial(trials: pd.DataFrame, baselines: pd.DataFrame, metric: str, mode: str) -> dict[str, float]:
-    """baseline -> its validation `metric` (mean over its seeds), for each baseline that no trial with results
-    (finished or early-stopped) beats: a search that has learnt nothing the baseline does not already know."""
+def weak_search_warning(trials: pd.DataFrame, baselines: pd.DataFrame, metric: str, mode: str) -> str | None:
+    """One line naming each baseline (its validation `metric`, mean over its seeds) that no trial with results
+    beats — a search that has learnt nothing the baseline does not already know; None when there is none."""
     if baselines.empty or metric not in baselines or trials.empty:
-        return {}
+        return None
     usable = trials.loc[trials["stop_reason"].isin(PRODUCED_METRICS), metric].dropna()
     if usable.empty:
-        return {}
+        return None
     best = usable.max() if mode == "max" else usable.min()
     per_baseline = baselines.groupby("baseline")[metric].mean()
     beating = per_baseline[per_baseline >= best] if mode == "max" else per_baseline[per_baseline <= best]
-    return {str(name): float(value) for name, value in beating.items()}
-
-
-def weak_search_warning(trials: pd.DataFrame, baselines: pd.DataFrame, metric: str, mode: str) -> str | None:
-    """One line, when a baseline is as good as every trial on the validation metric; None otherwise."""
-    beating = baselines_beating_every_trial(trials, baselines, metric, mode)
-    if not beating:
+    if beating.empty:
         return None
-    usable = trials.loc[trials["stop_reason"].isin(PRODUCED_METRICS), metric].dropna()
-    best = usable.max() if mode == "max" else usable.min()
     named = ", ".join(f"{name} ({value:.4f})" for name, value in beating.items())
     return (f"no trial beats the baseline(s) {named} on {metric} (the best trial has {best:.4f}): the tuned model has "
             "learnt nothing they do not already know; widen the search, train longer, or check the model")

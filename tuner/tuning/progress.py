@@ -9,6 +9,7 @@ import posixpath
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TextIO
 
 from ray import tune
@@ -32,7 +33,7 @@ class Tally:
     epochs: int = 0  # a trial's epoch budget (0: unknown)
     concurrency: int = 1  # the most trials seen running at once
     progress: dict[str, tuple[int, float]] = field(default_factory=dict)  # trial -> (epochs run, its seconds so far)
-    ended_ids: list[str] = field(default_factory=list)  # the trials that ended in this run
+    ended_ids: set[str] = field(default_factory=set)  # the trials that ended in this run
 
     def offer(self, trial_id: str, result: dict) -> None:
         """A result Tune received (an evaluated epoch)."""
@@ -48,7 +49,7 @@ class Tally:
     def line(self, trial_id: str, how: StopReason, config: dict, now: float | None = None) -> str:
         """The line for a trial that has just ended `how`."""
         self.ended += 1
-        self.ended_ids.append(trial_id)
+        self.ended_ids.add(trial_id)
         best = self.best.get(trial_id)
         value = "-"
         if best is not None and best.value is not None:
@@ -130,7 +131,7 @@ class ProgressLines(tune.Callback):
 def _error_of(trial) -> str:
     """The last line of the trial's error.txt (the exception and its message), or why there is none."""
     try:
-        lines = [line for line in open(trial.error_file, errors="replace").read().splitlines() if line.strip()]
+        lines = [line for line in Path(trial.error_file).read_text(errors="replace").splitlines() if line.strip()]
     except (OSError, TypeError):
         return "its error could not be read"
     return lines[-1][:300] if lines else "no error message"
