@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -40,16 +41,18 @@ CONTENDERS = ("tuner", "optuna", "raytune")
 
 
 def race_spec(path: str, trials: int | None, epochs: int | None, seed: int, storage: str) -> dict:
-    """The spec as shipped, with the race's budget (the same for every contender) and this search seed."""
+    """The spec as shipped, with the race's budget (the same for every contender) and this search seed. Fewer epochs
+    than shipped shrink ASHA's grace period in proportion."""
     document = yaml.safe_load(Path(path).read_text())
     document.setdefault("search", {})["seed"] = seed
     if trials is not None:
         document["search"]["num_samples"] = trials
+    shipped_epochs = document.setdefault("fixed", {}).get("epochs", 100)
     if epochs is not None:
-        document.setdefault("fixed", {})["epochs"] = epochs
+        document["fixed"]["epochs"] = epochs
         scheduler = document.get("scheduler") or {}
         if scheduler.get("kind", "asha") == "asha":
-            scheduler["grace_period"] = min(scheduler.get("grace_period", 10), max(1, epochs // 4))
+            scheduler["grace_period"] = max(1, round(scheduler.get("grace_period", 10) * epochs / shipped_epochs))
             document["scheduler"] = scheduler
     document["storage"] = storage
     document.pop("baselines", None)
@@ -70,7 +73,8 @@ def _answer_curve(ends: list[tuple[float, bool, float, float]]) -> list[tuple[fl
 # ---- contenders: each returns (wall seconds of the whole command, [(seconds, finished, val, test) per trial]) ------
 
 
-def run_tuner(spec: dict, data_dir: str, metric_test: str) -> tuple[float, list]:
+def run_tuner(spec: dict, data_dir: str, metric_test: str, source: str | None = None) -> tuple[float, list]:
+    """`source`: another checkout of tuner to run (its code, and the spec file at the same path in it)."""
     from tuner import timeline
     from tuner.experiment.read import Experiment
 
@@ -80,8 +84,10 @@ def run_tuner(spec: dict, data_dir: str, metric_test: str) -> tuple[float, list]
     events_file = folder / "timeline.jsonl"
     env = {**os.environ, timeline.ENV: str(events_file)}
     started = time.time()
-    subprocess.run([sys.executable, "-m", "tuner", "run", str(spec_file), "--data-dir", data_dir], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    if source:
+        env["PYTHONPATH"] = source
+    subprocess.run([sys.executable, "-m", "tuner", "run", str(spec_file), "--data-dir", os.path.abspath(data_dir)],
+                   env=env, check=True, stdout=subprocess.DEVNULL, cwd=source)
     wall = time.time() - started
     last_epoch: dict[str, float] = {}
     for event in timeline.read(str(events_file)):
@@ -146,8 +152,8 @@ def plain_optuna(spec_json: str, data_dir: str, out: str, started: float) -> Non
     torch.set_num_threads(1)
     spec, data = _setup(spec_json, data_dir)
     ends: list = []
-    scheduler = spec.scheduler
-    pruner = optuna.pruners.HyperbandPruner(min_resource=scheduler.grace_period, max_resource=spec.fixed.epochs,
+    # the researcher's own choice, not tuner's: the first rung at a quarter of the epochs
+    pruner = optuna.pruners.HyperbandPruner(min_resource=max(1, spec.fixed.epochs // 4), max_resource=spec.fixed.epochs,
                                             reduction_factor=3)
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(f"{out}.journal"))
     study = optuna.create_study(direction="maximize" if spec.mode == "max" else "minimize", storage=storage,
@@ -245,22 +251,31 @@ def time_to(curve: list[tuple[float, float]], line: float) -> float | None:
 
 
 def summarize(runs: dict[str, list[dict]], tolerance: float) -> dict:
+    """Per contender: the median over seeds of the time to the line (a run that never reached it counts as never:
+    the median is None when most runs did not), and of the quality at 25/50/100 % of tuner's median wall time."""
     finals = [run["curve"][-1][1] for contender in runs.values() for run in contender if run["curve"]]
     line = max(finals) - tolerance
-    tuner_wall = statistics.median(run["wall"] for run in runs.get("tuner", [])) if runs.get("tuner") else None
+    reference = next((runs[c] for c in runs if c == "tuner"), None) or next(
+        (runs[c] for c in runs if c.startswith("tuner")), None)  # tuner as it stands, else the first tuner@NAME
+    tuner_wall = statistics.median(run["wall"] for run in reference) if reference else None
     table = {}
     for contender, contender_runs in runs.items():
         times = [time_to(run["curve"], line) for run in contender_runs]
+        median_time = statistics.median(math.inf if t is None else t for t in times)
         row = {"runs": len(contender_runs), "median wall s": statistics.median(run["wall"] for run in contender_runs),
-               "median s to the line": statistics.median(t for t in times if t is not None) if any(
-                   t is not None for t in times) else None,
-               "runs that reached the line": sum(t is not None for t in times)}
+               "median s to the line": None if math.isinf(median_time) else median_time,
+               "runs that reached the line": sum(t is not None for t in times),
+               "median final test": statistics.median(run["curve"][-1][1] for run in contender_runs if run["curve"])}
         if tuner_wall:
             for share in (0.25, 0.5, 1.0):
                 values = [quality_at(run["curve"], share * tuner_wall) for run in contender_runs]
                 known = [v for v in values if v is not None]
                 row[f"median test at {int(share * 100)} % of tuner's time"] = statistics.median(known) if known else None
         table[contender] = row
+    optuna_time = (table.get("optuna") or {}).get("median s to the line")
+    for row in table.values():
+        mine = row["median s to the line"]
+        row["time to the line / plain Optuna's"] = mine / optuna_time if mine is not None and optuna_time else None
     return {"line": line, "tolerance": tolerance, "tuner median wall s": tuner_wall, "table": table}
 
 
@@ -271,7 +286,8 @@ def plot(runs: dict[str, list[dict]], line: float, path: Path, title: str) -> No
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(7.5, 4))
-    for color, (contender, contender_runs) in zip(("tab:blue", "tab:orange", "tab:green"), runs.items()):
+    colors = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:grey")
+    for color, (contender, contender_runs) in zip(colors, runs.items()):
         for index, run in enumerate(contender_runs):
             if run["curve"]:
                 times, values = zip(*run["curve"])
@@ -296,6 +312,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--tolerance", type=float, default=0.005)
     parser.add_argument("--only", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
+    parser.add_argument("--tuner-from", nargs="+", default=[], metavar="NAME=DIR",
+                        help="also race tuner as another checkout has it (its code and its spec file), as tuner@NAME")
     # internal: one contender's own process
     parser.add_argument("--contender", choices=("optuna", "raytune"))
     parser.add_argument("--spec-json")
@@ -309,17 +327,20 @@ def main() -> None:
 
     from tuner.vocabulary import metric_key, parse_metric_key
 
-    runs: dict[str, list[dict]] = {contender: [] for contender in args.only}
+    sources = dict(item.split("=", 1) for item in args.tuner_from)
+    contenders = [*args.only, *(f"tuner@{name}" for name in sources)]
+    runs: dict[str, list[dict]] = {contender: [] for contender in contenders}
     name = None
     for seed in args.seeds:
-        for contender in args.only:
+        for contender in contenders:
             storage = tempfile.mkdtemp(prefix="race-runs-")
-            spec = race_spec(args.spec, args.trials, args.epochs, seed, storage)
+            source = sources.get(contender.removeprefix("tuner@")) if contender.startswith("tuner@") else None
+            spec = race_spec(os.path.join(source or ".", args.spec), args.trials, args.epochs, seed, storage)
             name = spec["name"]
             key = parse_metric_key(spec["metric"])
             test_key = metric_key("test", key.metric, key.k)
-            if contender == "tuner":
-                wall, ends = run_tuner(spec, args.data_dir, test_key)
+            if contender.startswith("tuner"):
+                wall, ends = run_tuner(spec, args.data_dir, test_key, os.path.abspath(source) if source else None)
             else:
                 wall, ends = run_in_subprocess(contender, spec, args.data_dir, test_key)
             curve = _answer_curve([e for e in ends if e[2] is not None])
@@ -328,7 +349,7 @@ def main() -> None:
                   f"{curve[-1][1] if curve else float('nan'):.4f}", flush=True)
     summary = summarize(runs, args.tolerance)
     RESULTS.mkdir(exist_ok=True)
-    payload = {"spec": args.spec, "trials": args.trials, "epochs": args.epochs, "seeds": args.seeds,
+    payload = {"spec": args.spec, "trials": args.trials, "epochs": args.epochs, "seeds": args.seeds, "tuner_from": sources,
                "machine": f"{platform.node()}, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}",
                **summary, "runs": runs}
     (RESULTS / f"time_to_quality_{name}.json").write_text(json.dumps(payload, indent=2))

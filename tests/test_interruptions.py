@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.conftest import epochs_written, kill_tree
-from tests.tuning_helpers import assert_invariants, optuna_states, tiny_spec
+from tests.tuning_helpers import assert_invariants, assert_live_study_is_the_export, optuna_states, tiny_spec
 from tuner.experiment import records as records_module
 
 pytestmark = pytest.mark.slow
@@ -116,6 +116,7 @@ def test_a_run_killed_stopped_or_interrupted_resumes_each_time_and_finishes(tmp_
     assert len(trials) == NUM_TRIALS and set(trials["stop_reason"]) <= {"finished", "early_stopped"}
     states = optuna_states(str(experiment_dir))  # the searcher Ray saved agrees as well
     assert len(states) == NUM_TRIALS and "RUNNING" not in states
+    assert_live_study_is_the_export(str(experiment_dir))  # resumed trials told each epoch once, at their best
     for trial_id in stopped:
         before, after = interrupted[interrupted["trial_id"] == trial_id], records[records["trial_id"] == trial_id]
         assert list(after["epoch"]) == list(before["epoch"]) and after["stop_reason"].iloc[-1] == "early_stopped"

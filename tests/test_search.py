@@ -16,11 +16,82 @@ from tuner.tuning.search import EpochOptunaSearch, optuna_sampler
 METRIC = f"val/recall@{K}"
 
 
-def _searcher(sampler=None, lr=optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True)):
-    storage = optuna.storages.InMemoryStorage()
+EPOCHS = 10  # a trial that reaches epoch 10 trained every epoch
+
+
+def _searcher(sampler=None, lr=optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True), storage=None):
+    storage = storage or optuna.storages.InMemoryStorage()
     searcher = EpochOptunaSearch(space={"lr": lr}, metric=METRIC, mode="max", sampler=sampler,
-                                 study_name="s", storage=storage)
+                                 study_name="s", storage=storage, epochs=EPOCHS)
     return searcher, lambda: optuna.load_study(study_name="s", storage=storage).trials
+
+
+def _tell(searcher, trial_id, values: dict[int, float], **last):
+    """Tune's calls for a trial that reported `values` (epoch -> validation value); returns its last result."""
+    for epoch, value in values.items():
+        searcher.on_trial_result(trial_id, {"epoch": epoch, METRIC: value, "training_iteration": 1})
+    epoch = max(values)
+    return {"epoch": epoch, METRIC: values[epoch], **last}
+
+
+def test_what_optuna_is_told_of_a_finished_a_stopped_a_collapsed_a_failed_and_a_diverged_trial():
+    """As tuner's records say, and as Optuna's own pruning would tell it: a finished trial is COMPLETE with its
+    best validation value (the epoch tuner returns), not its last; one the scheduler stopped is PRUNED with its
+    intermediate values (Optuna values it at its last one); a collapsed one ended itself with real metrics
+    (COMPLETE); failed and diverged ones are FAIL."""
+    searcher, trials = _searcher()
+    for trial_id in ("finished", "stopped", "collapsed", "failed", "diverged"):
+        searcher.suggest(trial_id)
+    searcher.on_trial_complete("finished", _tell(searcher, "finished", {5: 0.30, 10: 0.28}))
+    searcher.on_trial_complete("stopped", _tell(searcher, "stopped", {5: 0.20}))
+    searcher.on_trial_complete("collapsed", _tell(searcher, "collapsed", {5: 0.01}, ended_itself="collapsed"))
+    searcher.on_trial_complete("failed", _tell(searcher, "failed", {5: 0.25}), error=True)
+    searcher.on_trial_result("diverged", {"epoch": 3, METRIC: float("-inf"), "ended_itself": "diverged"})
+    searcher.on_trial_complete("diverged", {"epoch": 3, METRIC: float("-inf"), "ended_itself": "diverged"})
+    told = [(t.state.name, t.value, t.intermediate_values) for t in trials()]
+    assert told == [
+        ("COMPLETE", 0.30, {5: 0.30, 10: 0.28}),
+        ("PRUNED", 0.20, {5: 0.20}),
+        ("COMPLETE", 0.01, {5: 0.01}),
+        ("FAIL", None, {5: 0.25}),
+        ("FAIL", None, {}),  # the diverged report is never told
+    ]
+
+
+def test_the_result_a_scheduler_stops_a_trial_at_is_its_last_intermediate_value():
+    """Tune hands the result ASHA stops a trial at to on_trial_complete only, never to on_trial_result."""
+    searcher, trials = _searcher()
+    searcher.suggest("t")
+    searcher.on_trial_result("t", {"epoch": 4, METRIC: 0.2})
+    searcher.on_trial_complete("t", {"epoch": 8, METRIC: 0.25})
+    (trial,) = trials()
+    assert (trial.state.name, trial.value, trial.intermediate_values) == ("PRUNED", 0.25, {4: 0.2, 8: 0.25})
+
+
+def test_a_minimised_metric_is_told_its_lowest_value():
+    storage = optuna.storages.InMemoryStorage()
+    searcher = EpochOptunaSearch(space={"lr": optuna.distributions.FloatDistribution(1e-3, 1e-1)}, metric=METRIC,
+                                 mode="min", study_name="s", storage=storage, epochs=EPOCHS)
+    searcher.suggest("t")
+    searcher.on_trial_complete("t", _tell(searcher, "t", {5: 0.2, 10: 0.3}))
+    assert [(t.state.name, t.value) for t in optuna.load_study(study_name="s", storage=storage).trials] == [("COMPLETE", 0.2)]
+
+
+def test_a_resumed_trial_is_told_as_if_it_had_never_stopped(tmp_path):
+    """The driver stops after epoch 5 of 10; the searcher comes back from its saved state and the trial resumes
+    from its checkpoint at epoch 5, running epoch 5 again: Optuna sees each epoch once and the best of all."""
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/study.db")  # a study the restored searcher shares
+    searcher, _ = _searcher(storage=storage)
+    searcher.suggest("t")
+    _tell(searcher, "t", {1: 0.1, 5: 0.35})
+    searcher.save(str(tmp_path / "searcher.pkl"))
+    resumed, trials = _searcher(storage=storage)
+    resumed.restore(str(tmp_path / "searcher.pkl"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Optuna warns when told an epoch twice
+        resumed.on_trial_complete("t", _tell(resumed, "t", {5: 0.33, 10: 0.30}))
+    (trial,) = trials()
+    assert (trial.state.name, trial.value, trial.intermediate_values) == ("COMPLETE", 0.35, {1: 0.1, 5: 0.35, 10: 0.30})
 
 
 def test_intermediate_values_are_indexed_by_epoch_not_by_report_count():
@@ -83,7 +154,7 @@ def test_a_grid_search_ends_without_warnings(caplog):
     with caplog.at_level("WARNING"):
         for trial_id in ("a", "b"):
             searcher.suggest(trial_id)
-            searcher.on_trial_complete(trial_id, {"epoch": 1, METRIC: 0.1})
+            searcher.on_trial_complete(trial_id, {"epoch": EPOCHS, METRIC: 0.1})
     assert sorted(t.params["lr"] for t in trials()) == [0.01, 0.02]
     assert [t.state.name for t in trials()] == ["COMPLETE", "COMPLETE"]
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []

@@ -15,6 +15,7 @@ import torch
 
 from tests.tuning_helpers import (
     assert_invariants,
+    assert_live_study_is_the_export,
     optuna_from_db,
     optuna_states,
     optuna_trials,
@@ -334,6 +335,9 @@ def test_asha_stops_trials_and_they_are_never_ranked_as_finished(tmp_path, ray_w
     assert summary.counts["early_stopped"] >= 1 and summary.counts["finished"] >= 1
     assert summary.counts["early_stopped"] + summary.counts["finished"] == 6
     assert_invariants(summary.experiment_dir)
+    assert_live_study_is_the_export(summary.experiment_dir)  # stopped trials PRUNED, finished ones at their best
+    assert sorted(optuna_states(summary.experiment_dir)) == sorted(
+        {"finished": "COMPLETE", "early_stopped": "PRUNED"}[reason] for reason in summary.trials["stop_reason"])
     stopped = summary.trials[summary.trials["stop_reason"] == "early_stopped"]
     assert (stopped["epochs_run"] < 8).all()
     ranks = list(summary.trials["stop_reason"])

@@ -95,6 +95,20 @@ def optuna_from_db(experiment_dir):
     return optuna.load_study(study_name=None, storage=f"sqlite:///{experiment_dir}/optuna.db")
 
 
+def assert_live_study_is_the_export(experiment_dir):
+    """The study the live searcher was told (saved by Ray) and the one tuner exported from the records agree trial
+    for trial (matched by their hyperparameters): state, value and intermediate values."""
+    import math
+
+    def told(trial):
+        value = trial.value if trial.value is not None and math.isfinite(trial.value) else None
+        return trial.state.name, value, trial.intermediate_values
+
+    live = {tuple(sorted(t.params.items())): told(t) for t in optuna_trials(experiment_dir)}
+    exported = {tuple(sorted(t.params.items())): told(t) for t in optuna_from_db(experiment_dir).trials}
+    assert live == exported
+
+
 def optuna_states(experiment_dir):
     return [trial.state.name for trial in optuna_trials(experiment_dir)]
 

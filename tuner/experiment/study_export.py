@@ -1,8 +1,9 @@
 """The experiment as an Optuna study in <experiment>/optuna.db, for `optuna-dashboard sqlite:///.../optuna.db`.
 
 Rebuilt from the records (the ground truth, also after resumes): finished trials are COMPLETE with their best
-validation value, early-stopped ones PRUNED, failed and diverged ones FAIL; every evaluated epoch is an
-intermediate value.
+validation value, early-stopped ones PRUNED (valued at their last evaluated epoch, as Optuna's tell values a pruned
+trial), failed and diverged ones FAIL; every evaluated epoch is an intermediate value. The live search
+(tuning.search.EpochOptunaSearch) tells Optuna the same.
 """
 
 from __future__ import annotations
@@ -60,15 +61,22 @@ def build_study(spec: ExperimentSpec, records: pd.DataFrame, trials: pd.DataFram
         if state is None:
             continue  # still running (interrupted): not part of the study yet
         rows = records[(records["trial_id"] == trial["trial_id"]) & records["evaluated"]]
+        intermediate = {int(e): float(v) for e, v in zip(rows["epoch"], rows[spec.metric]) if math.isfinite(v)}
         value = trial.get(spec.metric)
         complete = state == optuna.trial.TrialState.COMPLETE and value is not None and math.isfinite(value)
+        if complete:
+            value = float(value)
+        elif state == optuna.trial.TrialState.PRUNED and intermediate:
+            value = intermediate[max(intermediate)]  # as Optuna's own tell gives a pruned trial: its last value
+        else:
+            value = None
         study.add_trial(
             optuna.trial.create_trial(
                 params={name: decode_param(name, trial[param_column(name)]) for name in distributions},
                 distributions=distributions,
-                value=float(value) if complete else None,
+                value=value,
                 state=state if complete or state != optuna.trial.TrialState.COMPLETE else optuna.trial.TrialState.FAIL,
-                intermediate_values={int(e): float(v) for e, v in zip(rows["epoch"], rows[spec.metric]) if math.isfinite(v)},
+                intermediate_values=intermediate,
                 user_attrs={"trial_id": trial["trial_id"], "stop_reason": trial["stop_reason"]},
             )
         )
