@@ -105,64 +105,12 @@ def test_rerun_of_a_finished_experiment_changes_nothing(experiment):
     assert sum(epochs_written(folder / "out" / "e2e" / "records").values()) == 9
 
 
-def test_validate_and_schema(tmp_path):
-    (tmp_path / "spec.yaml").write_text(SPEC)
-    result = tuner("validate", tmp_path / "spec.yaml")
-    assert result.returncode == 0 and "valid" in result.stdout and "searching lr, num_layers" in result.stdout
-    bad = tuner("validate", tmp_path / "spec.yaml", "--set", "params.lr.low=-1")
-    assert bad.returncode == 2 and "params.lr: log: a log-scaled range needs low > 0" in bad.stderr
-    schema = json.loads(tuner("schema").stdout)
-    assert "params" in schema["properties"]
-
-
-def test_best_of_a_missing_experiment(tmp_path):
-    result = tuner("best", "nope", "--storage", tmp_path)
-    assert result.returncode == 2 and "not a tuner experiment" in result.stderr
-
-
 def test_report_reads_the_experiment_through_its_uri(experiment):
     folder, _ = experiment
     assert len(records.load(f"{_uri(folder)}/e2e")) == 9
     report = tuner("report", "e2e", "--storage", _uri(folder), cwd=folder)
     assert report.returncode == 0, report.stderr
     assert (folder / "e2e-report" / "report.html").is_file()
-
-
-def test_the_next_hint_names_report_best_and_records_with_the_storage_quoted():
-    from tuner.analysis.console import run_summary_text
-    from tuner.spec import validate_spec
-
-    spec = validate_spec({"name": "e", "model": "mf", "storage": "runs; rm -rf ~"}, "test")
-    hint = run_summary_text(_summary(spec, pd.DataFrame())).splitlines()[-1]
-    assert hint == ("next: tuner report e --storage 'runs; rm -rf ~'   |   tuner best e --storage 'runs; rm -rf ~'"
-                    "   |   tuner records e --storage 'runs; rm -rf ~'")
-
-
-def _summary(spec, trials: pd.DataFrame):
-    """A run's summary of an experiment whose trial table is `trials` (nothing read from disk)."""
-    from tuner.experiment.read import Experiment
-    from tuner.experiment.trials import stop_reason_counts
-    from tuner.tuning.run import RunSummary
-
-    experiment = Experiment("x", spec)
-    experiment.trials, experiment.errors = trials, {}
-    experiment.counts = stop_reason_counts(trials)
-    return RunSummary(experiment, expected_trials=1, study_path=None)
-
-
-def test_a_moved_unfinished_experiment_is_refused_before_anything_runs(tmp_path):
-    """Ray Tune's saved search keeps the old location and would create the next trials there."""
-    from tests.fake_experiment import ablation_spec, write_trial
-    from tuner.errors import SpecError
-    from tuner.recsys.hyperparameters import Hyperparameters
-    from tuner.tuning.run import run_experiment
-
-    directory = tmp_path / "new-home" / "abl"
-    spec = ablation_spec(str(directory))
-    write_trial(str(directory), "t1", Hyperparameters(k=[10]), [{"val/recall@10": 0.1}], stop_reason=None)
-    (directory / "provenance.json").write_text(json.dumps({"started_at": str(tmp_path / "old-home" / "abl")}))
-    with pytest.raises(SpecError, match=r"was started at .*old-home/abl.*move it back to resume it"):
-        run_experiment(spec)
 
 
 def test_trials_asking_for_a_gpu_this_machine_lacks_are_refused_before_anything_is_written(tmp_path):
@@ -176,20 +124,6 @@ def test_trials_asking_for_a_gpu_this_machine_lacks_are_refused_before_anything_
         "error: resources.gpu: each trial asks for 1 GPU, but Ray has no GPU on this machine; ask for less, or leave "
         "resources: auto")
     assert not (tmp_path / "out" / "e2e").exists()
-
-
-def test_the_summary_prints_null_and_whole_epochs():
-    from tuner.analysis.console import run_summary_text
-    from tuner.spec import validate_spec
-
-    spec = validate_spec({"name": "e", "model": "mf", "metric": "val/recall@10", "fixed": {"k": [10]},
-                          "params": {"samples_per_user": {"type": "categorical", "choices": [None, 100]}}}, "test")
-    best = {"trial_id": "t1", "stop_reason": "finished", "val/recall@10": 0.3, "best_epoch": 3.0, "epochs_run": 3.0,
-            "total_seconds": 2.5, "param_samples_per_user": float("nan"),
-            **{f"test/{m}@10": 0.1 for m in ("precision", "recall", "ndcg", "hit")}}
-    text = run_summary_text(_summary(spec, pd.DataFrame([best])))
-    assert "at epoch 3 of 3 (2.5 s)" in text and "config: samples_per_user=null" in text
-    assert "time: 2 s of trials (2 CPU s, 0 GPU s)" in text  # one CPU per trial, the default
 
 
 def test_optuna_dashboard_opens_the_exported_study(experiment):

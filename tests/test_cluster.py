@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import epochs_written, kill_tree
-from tuner.errors import ClusterError, SpecError
+from tuner.errors import AuthenticationRefused, ClusterError, UsageError, VersionMismatchError
 from tuner.experiment import records
 from tuner.tuning.cluster import check_address, entrypoint
 
@@ -37,7 +37,7 @@ failure: {{max_failures: 3, checkpoint_every: 2}}
 
 def test_plain_http_to_a_remote_host_needs_token_auth(monkeypatch, capsys):
     monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
-    with pytest.raises(SpecError, match="plain http to a non-loopback host"):
+    with pytest.raises(UsageError, match="plain http to a non-loopback host"):
         check_address("http://203.0.113.5:8265")
     check_address("http://127.0.0.1:8265")
     check_address("http://localhost:8265")
@@ -273,7 +273,7 @@ def test_only_an_authentication_error_counts_as_bad_input(monkeypatch):
     with pytest.raises(ClusterError):
         cluster.client(address)
     monkeypatch.setattr(ray.job_submission, "JobSubmissionClient", refuse(AuthenticationError("Authentication failed")))
-    with pytest.raises(SpecError, match="Authentication failed"):
+    with pytest.raises(AuthenticationRefused, match="Authentication failed"):
         cluster.client(address)
 
 
@@ -396,6 +396,6 @@ def test_a_job_on_a_cluster_with_another_ray_is_refused_in_one_line_and_other_pa
     assert check_submitter_versions(json.dumps(ours)) is None
     assert check_submitter_versions(json.dumps({**ours, "torch": "1.0.0"})) == (
         f"note: this node's packages differ from the submitting machine's: torch {ours['torch']} here, 1.0.0 there")
-    with pytest.raises(SpecError, match=rf"^this cluster runs Ray {ours['ray']}, the machine that submitted the job "
+    with pytest.raises(VersionMismatchError, match=rf"^this cluster runs Ray {ours['ray']}, the machine that submitted the job "
                                         r"Ray 1\.2\.3: install the same versions on both"):
         check_submitter_versions(json.dumps({**ours, "ray": "1.2.3"}))

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
-
 REPO = Path(__file__).resolve().parents[1]
 
 _COUNT_IDLE_WORKERS = """
@@ -28,6 +26,7 @@ ray.shutdown()
 """
 
 
+@pytest.mark.slow
 def test_a_local_ray_prestarts_no_workers_that_trials_could_not_use():
     """Ray prestarts an idle worker per CPU for a new driver, but gives Tune's trial actors (they carry a runtime
     environment) new workers: on a small machine the unused ones only slowed the start-up."""

@@ -1,6 +1,8 @@
 """The tuning code's pure parts, without a Ray cluster: the searcher's corrections to OptunaSearch (told to it
 the way Tune does), settling an experiment's stop reasons, pruning checkpoints, and `base:`."""
 
+import json
+import pickle
 import warnings
 
 import optuna
@@ -202,12 +204,12 @@ def test_base_takes_the_best_finished_trials_configuration_except_what_is_set_or
 
 
 def test_base_without_a_finished_trial_is_one_line(tmp_path):
-    from tuner.errors import SpecError
+    from tuner.errors import ExperimentError
 
     _, base_dir = _experiment(tmp_path, "base")
     write_trial(base_dir, "stopped", Hyperparameters(k=[K]), [{METRIC: 0.9}], stop_reason="early_stopped")
     spec, _ = _experiment(tmp_path, "next")
-    with pytest.raises(SpecError, match="no finished trial to take a configuration from"):
+    with pytest.raises(ExperimentError, match="no finished trial to take a configuration from"):
         with_base(spec, base_dir)
 
 
@@ -250,10 +252,36 @@ def test_the_time_left_comes_from_measured_epoch_times_and_the_epochs_left():
 
 
 def test_a_warm_start_from_a_missing_experiment_is_one_line_before_anything_runs(tmp_path):
-    from tuner.errors import SpecError
+    from tuner.errors import ExperimentError
     from tuner.tuning.run import run_experiment
 
     spec, _ = _experiment(tmp_path, "warm", params={"lr": {"type": "float", "low": 1e-3, "high": 0.1}},
                           search={"warm_start": {"experiment": "nope"}})
-    with pytest.raises(SpecError, match="nope: not a tuner experiment"):
+    with pytest.raises(ExperimentError, match="nope: not a tuner experiment"):
         run_experiment(spec)
+
+
+def test_a_moved_unfinished_experiment_is_refused_before_anything_runs(tmp_path):
+    """Ray Tune's saved search keeps the old location and would create the next trials there."""
+    from tests.fake_experiment import ablation_spec, write_trial
+    from tuner.errors import ExperimentError
+    from tuner.recsys.hyperparameters import Hyperparameters
+    from tuner.tuning.run import run_experiment
+
+    directory = tmp_path / "new-home" / "abl"
+    spec = ablation_spec(str(directory))
+    write_trial(str(directory), "t1", Hyperparameters(k=[10]), [{"val/recall@10": 0.1}], stop_reason=None)
+    (directory / "provenance.json").write_text(json.dumps({"started_at": str(tmp_path / "old-home" / "abl")}))
+    with pytest.raises(ExperimentError, match=r"was started at .*old-home/abl.*move it back to resume it"):
+        run_experiment(spec)
+
+
+def test_state_saved_before_the_layer_packages_still_restores():
+    """tuner.pkl of an experiment started by an older tuner names tuner.search / tuner.trainable."""
+
+    from tuner.tuning import search, trainable
+
+    old_pickle = b"ctuner.search\nEpochOptunaSearch\n."  # protocol 0: a class by module and name
+    search._accept_state_saved_by_older_tuner()
+    assert pickle.loads(old_pickle) is search.EpochOptunaSearch
+    assert pickle.loads(b"ctuner.trainable\ntrain_trial\n.") is trainable.train_trial

@@ -2,7 +2,6 @@
 
 import json
 import os
-import pickle
 import shutil
 import signal
 import sys
@@ -21,8 +20,8 @@ from tests.tuning_helpers import (
     optuna_trials,
     tiny_spec,
 )
-from tuner.analysis.console import run_summary_text
-from tuner.errors import DataError, SpecError
+from tuner.console import run_summary_text
+from tuner.errors import DataError, ExperimentError, SpecError
 from tuner.experiment import baselines as baselines_file
 from tuner.experiment import provenance
 from tuner.experiment import records as records_module
@@ -193,7 +192,7 @@ def test_a_resume_refuses_rays_state_that_others_could_have_rewritten(tmp_path, 
     spec = tiny_spec(tmp_path, fixed={"epochs": 2})
     directory = Path(run_experiment(spec).experiment_dir)
     (directory / "tuner.pkl").chmod(0o666)
-    with pytest.raises(SpecError) as refused:
+    with pytest.raises(ExperimentError) as refused:
         run_experiment(spec)
     assert str(refused.value).startswith(f"{directory / 'tuner.pkl'} (writable by everyone, mode 0666): a resume "
                                          "unpickles Ray's saved state")
@@ -219,7 +218,7 @@ def test_a_run_on_changed_data_is_refused_naming_the_file(tmp_path, ray_with_fau
     with data_file.open("a") as f:
         f.write("99,3\n")
     snapshot = {p: p.read_bytes() for p in directory.rglob("*") if p.is_file()}
-    with pytest.raises(SpecError, match=rf"was run on other data: {data_file} changed \(split \w+ became \w+\); put the"):
+    with pytest.raises(ExperimentError, match=rf"was run on other data: {data_file} changed \(split \w+ became \w+\); put the"):
         run_experiment(spec(3))
     assert {p: p.read_bytes() for p in directory.rglob("*") if p.is_file()} == snapshot
     assert run_experiment(spec(3), fresh=True).exit_code == 0
@@ -242,8 +241,8 @@ def test_a_damaged_record_file_is_never_a_reason_to_rewrite_history(tmp_path, ra
 def test_trials_that_fail_for_good_are_counted_and_their_errors_shown(tmp_path, ray_with_faults):
     """Failing at epoch 1, before a single record: the run's summary and the report agree on 2 failed trials
     and show each trial's error."""
-    from tuner.analysis.console import run_summary_text
     from tuner.analysis.report import write_report
+    from tuner.console import run_summary_text
     from tuner.errors import NoResultsError
 
     _set_faults(ray_with_faults, raise_once_at_epoch=1)
@@ -346,17 +345,6 @@ def test_asha_stops_trials_and_they_are_never_ranked_as_finished(tmp_path, ray_w
     assert list(Path(summary.experiment_dir, "records").glob("*/epoch=*")) == []
 
 
-def test_state_saved_before_the_layer_packages_still_restores():
-    """tuner.pkl of an experiment started by an older tuner names tuner.search / tuner.trainable."""
-
-    from tuner.tuning import search, trainable
-
-    old_pickle = b"ctuner.search\nEpochOptunaSearch\n."  # protocol 0: a class by module and name
-    search._accept_state_saved_by_older_tuner()
-    assert pickle.loads(old_pickle) is search.EpochOptunaSearch
-    assert pickle.loads(b"ctuner.trainable\ntrain_trial\n.") is trainable.train_trial
-
-
 def test_a_finished_search_grows_with_more_samples_and_keeps_what_it_learnt(tmp_path, ray_with_faults, capsys):
     """num_samples 3 -> 5: the same experiment and study, two trials more; the first three untouched."""
     _set_faults(ray_with_faults)
@@ -364,7 +352,7 @@ def test_a_finished_search_grows_with_more_samples_and_keeps_what_it_learnt(tmp_
     params = {"lr": {"type": "float", "low": 1e-3, "high": 0.1, "log": True}}
     first = run_experiment(tiny_spec(tmp_path, params=params, search=search))
     before = first.experiment.trials.set_index("trial_id")[["param_lr", "val/recall@10"]]
-    with pytest.raises(SpecError, match="can grow, not shrink"):
+    with pytest.raises(ExperimentError, match="can grow, not shrink"):
         run_experiment(tiny_spec(tmp_path, params=params, search={**search, "num_samples": 2}))
     capsys.readouterr()
     grown = run_experiment(tiny_spec(tmp_path, params=params, search={**search, "num_samples": 5}))
@@ -444,7 +432,7 @@ def test_mlflow_and_tensorboard_log_every_trial_against_its_epochs(tmp_path, ray
 
 
 def _mlflow_ui_shows(experiment_dir: str, experiment: str) -> None:
-    """The README's `mlflow ui --backend-store-uri sqlite:///<experiment>/mlflow.db` serves its page and the runs."""
+    """docs/commands.md's `mlflow ui --backend-store-uri sqlite:///<experiment>/mlflow.db` serves its page and the runs."""
     import socket
     import subprocess
     import time

@@ -16,7 +16,7 @@ from typing import Callable, Iterator, List, Optional
 
 import typer
 
-from tuner.errors import TunerError
+from tuner.errors import ExperimentError, TunerError, UsageError
 from tuner.vocabulary import SUBMITTED_WITH_ENV
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
@@ -96,18 +96,17 @@ def train(
     """Train one configuration without Ray; print each epoch and the metrics at the best-validation epoch."""
     import torch
 
-    from tuner.analysis.console import epoch_header, epoch_row, final_table
-    from tuner.errors import SpecError
+    from tuner.console import epoch_header, epoch_row, final_table
     from tuner.spec_loader import load_spec
     from tuner.train_command import train as run_training
     from tuner.train_command import write_outcome_json
 
     if device not in ("auto", "cpu", "cuda"):
-        raise SpecError(f"--device: expected auto, cpu or cuda, got {device!r}")
+        raise UsageError(f"--device: expected auto, cpu or cuda, got {device!r}")
     if device == "cuda" and not torch.cuda.is_available():
-        raise SpecError(f"--device: cuda asked for, but this torch ({torch.__version__}) sees no CUDA device; use auto or cpu")
+        raise UsageError(f"--device: cuda asked for, but this torch ({torch.__version__}) sees no CUDA device; use auto or cpu")
     if threads is not None and threads < 1:
-        raise SpecError(f"--threads: expected a number of threads >= 1, got {threads}")
+        raise UsageError(f"--threads: expected a number of threads >= 1, got {threads}")
     experiment = load_spec(spec, overrides, fixing_wins=True)
     if experiment.params:
         typer.echo(f"note: {', '.join(experiment.params)} are searched by this spec; `tuner train` uses their "
@@ -191,15 +190,14 @@ def run(
 ) -> None:
     """Tune the spec's search space with Ray Tune + Optuna (resumes an existing experiment of the same name)."""
     from tuner import timeline
-    from tuner.analysis.console import run_summary_text
-    from tuner.errors import SpecError
+    from tuner.console import run_summary_text
     from tuner.spec_loader import load_spec
     from tuner.tuning.run import run_experiment
 
     timeline.mark("command_start")
     with _sigterm_stops_like_ctrl_c():
         if sum([fresh, resume_errored, restart_errored]) > 1:
-            raise SpecError("--fresh, --resume-errored, --restart-errored: use at most one of them")
+            raise UsageError("--fresh, --resume-errored, --restart-errored: use at most one of them")
         options = _run_overrides(spec, name, storage, num_samples, max_concurrent, smoke, overrides)
         experiment = load_spec(spec, options)
         if submitted := os.environ.get(SUBMITTED_WITH_ENV):  # a job `tuner submit` started
@@ -260,18 +258,17 @@ def records(
     out: Optional[Path] = typer.Option(None, "--out", help="Output file (default: CSV to standard output)."),
 ) -> None:
     """Export the records, one row per (trial, epoch)."""
-    from tuner.errors import SpecError
 
     if format not in ("csv", "parquet"):
-        raise SpecError(f"--format: expected csv or parquet, got {format!r}")
+        raise UsageError(f"--format: expected csv or parquet, got {format!r}")
     if format == "parquet" and out is None:
-        raise SpecError("--format parquet needs --out FILE")
+        raise UsageError("--format parquet needs --out FILE")
     if out is not None and not out.absolute().parent.is_dir():
-        raise SpecError(f"--out: {out.absolute().parent} is not a folder")
+        raise UsageError(f"--out: {out.absolute().parent} is not a folder")
     opened = _open_experiment(experiment, storage)
     frame = opened.records
     if frame.empty:
-        raise SpecError(f"{experiment}: no records found under {opened.directory}")
+        raise ExperimentError(f"{experiment}: no records found under {opened.directory}")
     if format == "parquet":
         frame.to_parquet(out, index=False)
     elif out:
@@ -291,10 +288,9 @@ def report(
 ) -> None:
     """Write report.md, report.html, plots/*.png and tables/*.csv from the experiment's records (no Ray needed)."""
     from tuner.analysis.report import write_report
-    from tuner.errors import SpecError
 
     if out is not None and out.exists() and not out.is_dir():
-        raise SpecError(f"--out: {out} is a file; expected a folder for the report")
+        raise UsageError(f"--out: {out} is a file; expected a folder for the report")
     folder = write_report(_open_experiment(experiment, storage), str(out) if out else None)
     typer.echo(f"wrote {folder / 'report.md'}, {folder / 'report.html'}, {folder / 'plots'}, {folder / 'tables'}")
 
@@ -332,7 +328,6 @@ def submit(
         None, "--runtime-env", help="YAML or JSON file: Ray's runtime environment for the job (pip, env_vars, ...)."),
 ) -> None:
     """Submit `tuner run SPEC` to a Ray cluster as a job (the package and the spec are its working dir)."""
-    from tuner.errors import SpecError
     from tuner.tuning import cluster
     from tuner.yaml_loader import read_yaml_file
 
@@ -340,11 +335,11 @@ def submit(
     for assignment in env:
         key, equals, value = assignment.partition("=")
         if not equals or not key.isidentifier():
-            raise SpecError(f"--env: expected KEY=VALUE with KEY a variable name, got {assignment!r}")
+            raise UsageError(f"--env: expected KEY=VALUE with KEY a variable name, got {assignment!r}")
         variables[key] = value
     runtime = read_yaml_file(runtime_env) if runtime_env else {}
     if not isinstance(runtime, dict):
-        raise SpecError(f"{runtime_env}: expected a mapping (Ray's runtime environment), got {type(runtime).__name__}")
+        raise UsageError(f"{runtime_env}: expected a mapping (Ray's runtime environment), got {type(runtime).__name__}")
     options = _run_overrides(spec, name, None, num_samples, max_concurrent, smoke, overrides)
     job_id = cluster.submit(spec, address, storage, submission_id, options, allow_insecure=allow_insecure,
                             data_dir=data_dir, env=variables, runtime_env=runtime)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from tuner.errors import SpecError
 from tuner.recsys.data.config import DatasetSpec
 from tuner.recsys.hyperparameters import Hyperparameters
-from tuner.vocabulary import check_model_reference, parse_metric_key
+from tuner.vocabulary import Objective, check_model_reference, parse_metric_key
 from tuner.yaml_loader import parse_yaml, read_yaml_file
 
 _NOT_SEARCHABLE = {"k", "eval_every", "eval_batch_size", "epochs"}
@@ -264,6 +264,10 @@ class ExperimentSpec(_Frozen):
     def trial_hyperparameters(self, sampled: dict[str, Any]) -> Hyperparameters:
         """The fixed block with one trial's sampled values filled in."""
         return Hyperparameters.model_validate({**self.fixed.model_dump(exclude_unset=True), **sampled})
+
+    @property
+    def objective(self) -> Objective:
+        return Objective(self.metric, self.mode)
 
     def scheduler_note(self) -> str | None:
         """What to say when ASHA is asked for but can stop no trial (its grace period is not below the epochs a trial

@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 
 from tuner import storage
-from tuner.errors import SpecError
+from tuner.errors import UsageError
 from tuner.recsys.data import SplitData, prepare
 from tuner.recsys.metrics import Evaluator, popularity_scores
 from tuner.recsys.models import locate
@@ -99,13 +99,13 @@ def _resume(trainer: Trainer, path: Path, fingerprint: str) -> list[EpochResult]
     try:
         state = torch.load(path, map_location=trainer.device, weights_only=True)
     except Exception as exc:
-        raise SpecError(f"--checkpoint: {path} is not a tuner train checkpoint ({type(exc).__name__}); "
+        raise UsageError(f"--checkpoint: {path} is not a tuner train checkpoint ({type(exc).__name__}); "
                         "remove it or choose another file") from None
     if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
-        raise SpecError(f"--checkpoint: {path} was written by a run with another model, split or hyperparameters; "
+        raise UsageError(f"--checkpoint: {path} was written by a run with another model, split or hyperparameters; "
                         "remove it or choose another file")
     if state["trainer"]["epochs_done"] > trainer.hp.epochs:
-        raise SpecError(f"--checkpoint: {path} holds {state['trainer']['epochs_done']} epochs, more than "
+        raise UsageError(f"--checkpoint: {path} holds {state['trainer']['epochs_done']} epochs, more than "
                         f"fixed.epochs={trainer.hp.epochs}; raise epochs or choose another file")
     trainer.load_state_dict(state["trainer"])
     return [EpochResult(**row) for row in state["epochs"]]

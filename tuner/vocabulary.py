@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import re
 from enum import Enum
-from typing import Any, Iterable, NamedTuple
+from typing import Any, Iterable, Literal, NamedTuple
 
 METRICS = ("precision", "recall", "ndcg", "hit", "mrr", "map")  # per user, then averaged over a split's users
 CATALOGUE_METRICS = ("coverage",)  # of the whole catalogue: the share of items in anyone's top K
@@ -64,6 +64,48 @@ def parse_metric_key(key: str) -> MetricKey:
         raise ValueError(f"{key!r} is not a metric; expected <split>/<metric>@<k>, e.g. val/recall@20, with split "
                          f"{'|'.join(SPLITS)} and metric {'|'.join(METRICS + CATALOGUE_METRICS)}")
     return MetricKey(match["split"], match["metric"], int(match["k"]))
+
+
+def better(value: float, than: float, mode: str) -> bool:
+    """Whether `value` is strictly better than `than` for a metric optimised in `mode` ("max" or "min")."""
+    return value > than if mode == "max" else value < than
+
+
+class Objective(NamedTuple):
+    """The metric a search optimises and which way (a spec's `metric` and `mode`): how two values compare, the worst
+    possible value, and which users the metric is a mean over."""
+
+    metric: str
+    mode: str  # "max" | "min"
+
+    def better(self, value: float, than: float) -> bool:
+        return better(value, than, self.mode)
+
+    def best(self, values):
+        """The best of a pandas Series (or the per-group best of a grouped one)."""
+        return values.max() if self.mode == "max" else values.min()
+
+    def best_index(self, values):
+        return values.idxmax() if self.mode == "max" else values.idxmin()
+
+    @property
+    def sign(self) -> float:
+        """+1 or -1: sign * value is larger the better the value."""
+        return 1.0 if self.mode == "max" else -1.0
+
+    @property
+    def worst(self) -> float:
+        return -math.inf if self.mode == "max" else math.inf
+
+    @property
+    def direction(self) -> Literal["maximize", "minimize"]:
+        """Optuna's name for the mode."""
+        return "maximize" if self.mode == "max" else "minimize"
+
+    @property
+    def users(self) -> str:
+        """The column counting the users the metric's split averages over (val/users for val/recall@20)."""
+        return users_key(parse_metric_key(self.metric).split)
 
 
 def metric_columns(ks: Iterable[int]) -> list[str]:

@@ -17,13 +17,13 @@ import pandas as pd
 
 from tuner import storage
 from tuner.analysis import plots
-from tuner.analysis.console import counts_text
 from tuner.analysis.document import Section, write_document
 from tuner.analysis.summarize import (
     TRUSTED_TRIALS,
     ablation_columns,
     ablation_table,
     below_baselines,
+    counts_text,
     flag_degenerate,
     format_value,
     parameter_importances,

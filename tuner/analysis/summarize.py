@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from tuner.vocabulary import PRODUCED_METRICS, SPLITS, StopReason, metric_key, param_column, parse_metric_key
+from tuner.vocabulary import PRODUCED_METRICS, RUNNING, SPLITS, Objective, StopReason, metric_key, param_column, parse_metric_key
 
 
 def ablation_columns(k: int) -> list[str]:
@@ -48,7 +48,7 @@ def ablation_table(
     if table.empty:
         return table
     candidates = table[~table["baseline"]][metric]
-    best_index = candidates.idxmax() if mode == "max" else candidates.idxmin()
+    best_index = Objective(metric, mode).best_index(candidates)
     table["best"] = table.index == best_index
     return table
 
@@ -87,9 +87,10 @@ def weak_search_warning(trials: pd.DataFrame, baselines: pd.DataFrame, metric: s
     usable = trials.loc[trials["stop_reason"].isin(PRODUCED_METRICS), metric].dropna()
     if usable.empty:
         return None
-    best = usable.max() if mode == "max" else usable.min()
+    objective = Objective(metric, mode)
+    best = objective.best(usable)
     per_baseline = baselines.groupby("baseline")[metric].mean()
-    beating = per_baseline[per_baseline >= best] if mode == "max" else per_baseline[per_baseline <= best]
+    beating = per_baseline[objective.sign * per_baseline >= objective.sign * best]
     if beating.empty:
         return None
     named = ", ".join(f"{name} ({value:.4f})" for name, value in beating.items())
@@ -107,7 +108,7 @@ def below_baselines(trials: pd.DataFrame, baselines: pd.DataFrame, metric: str, 
     for index, value in trials[metric].items():
         if pd.isna(value):
             continue
-        below = [str(name) for name, b in per_baseline.items() if (value <= b if mode == "max" else value >= b)]
+        below = [str(name) for name, b in per_baseline.items() if not Objective(metric, mode).better(value, b)]
         flags[index] = f"below {', '.join(below)}" if below else ""
     return flags
 
@@ -197,8 +198,7 @@ def importance_basis(spec, records: pd.DataFrame, trials: pd.DataFrame) -> tuple
         at_least = reached[reached >= epoch].index
         if len(at_least) >= wanted and len(at_least) > len(finished):
             upto = evaluated[evaluated["trial_id"].isin(at_least) & (evaluated["epoch"] <= epoch)]
-            best = upto.groupby("trial_id")[spec.metric].max() if spec.mode == "max" else \
-                upto.groupby("trial_id")[spec.metric].min()
+            best = spec.objective.best(upto.groupby("trial_id")[spec.metric])
             chosen = usable[usable["trial_id"].isin(at_least)].copy()
             chosen[spec.metric] = chosen["trial_id"].map(best)
             chosen["stop_reason"] = StopReason.FINISHED.value  # complete, for this comparison
@@ -243,10 +243,18 @@ def pareto_front(trials: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
     usable = usable.dropna(subset=["total_seconds", metric]) if not usable.empty else usable
     if usable.empty:
         return usable
-    sign = 1.0 if mode == "max" else -1.0
+    sign = Objective(metric, mode).sign
     front, best = [], -float("inf")
-    for index, row in usable.sort_values(["total_seconds", metric], ascending=[True, mode != "max"]).iterrows():
+    for index, row in usable.sort_values(["total_seconds", metric], ascending=[True, sign < 0]).iterrows():
         if sign * row[metric] > best:
             front.append(index)
             best = sign * row[metric]
     return usable.loc[front]
+
+
+def counts_text(counts: dict[str, int]) -> str:
+    """"3 finished, 1 early-stopped, 0 failed, 0 diverged" (", 2 unfinished" when some are)."""
+    text = (f"{counts[StopReason.FINISHED]} finished, {counts[StopReason.EARLY_STOPPED]} early-stopped, "
+            f"{counts[StopReason.FAILED]} failed, {counts[StopReason.DIVERGED]} diverged")
+    text += f", {counts[StopReason.COLLAPSED]} collapsed" if counts[StopReason.COLLAPSED] else ""
+    return text + (f", {counts[RUNNING]} unfinished" if counts[RUNNING] else "")

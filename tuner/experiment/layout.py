@@ -9,7 +9,7 @@ import posixpath
 import pyarrow.fs as pafs
 
 from tuner import storage
-from tuner.errors import SpecError
+from tuner.errors import ExperimentError
 from tuner.spec import ExperimentSpec
 from tuner.vocabulary import ERROR_FILE, LOST_DIR, RECORDS_DIR, RESTARTED_DIR, SPEC_FILE, record_folder, trial_folder
 
@@ -35,11 +35,11 @@ def save_spec(directory: str, spec: ExperimentSpec) -> None:
 def load_saved_spec(directory: str) -> ExperimentSpec:
     path = storage.join(directory, SPEC_FILE)
     if not storage.is_file(path):
-        raise SpecError(f"{directory}: not a tuner experiment (no {SPEC_FILE}); check the name and --storage")
+        raise ExperimentError(f"{directory}: not a tuner experiment (no {SPEC_FILE}); check the name and --storage")
     try:
         return ExperimentSpec.model_validate_json(storage.read_text(path))
     except ValueError as exc:
-        raise SpecError(f"{path}: unreadable ({str(exc).splitlines()[0]})") from None
+        raise ExperimentError(f"{path}: unreadable ({str(exc).splitlines()[0]})") from None
 
 
 def spec_differences(old: ExperimentSpec, new: ExperimentSpec) -> list[str]:

@@ -19,7 +19,7 @@ import time
 import uuid
 
 from tuner import storage
-from tuner.errors import SpecError, StorageError, one_line
+from tuner.errors import ExperimentError, StorageError, one_line
 
 HEARTBEAT = 30.0
 STALE_AFTER = 120.0
@@ -39,7 +39,7 @@ class ExperimentLock:
         holder = self._read()
         if holder is not None and _alive(holder):
             since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder["since"]))
-            raise SpecError(
+            raise ExperimentError(
                 f"{self.path}: experiment {self.name} is being run by pid {holder['pid']} on {holder['host']} since "
                 f"{since} (seen {time.time() - holder['seen']:.0f} s ago); wait for that run to end or stop it"
             )

@@ -11,7 +11,7 @@ from functools import cached_property
 
 import pandas as pd
 
-from tuner.errors import SpecError
+from tuner.errors import ExperimentError
 from tuner.experiment import baselines, layout, per_user, provenance, records
 from tuner.experiment.trials import failed_trial_errors, hyperparameters_of, stop_reason_counts, trial_table
 from tuner.recsys.hyperparameters import Hyperparameters
@@ -77,7 +77,7 @@ class Experiment:
         """The best finished trial (an early-stopped one is never taken for the best): its row in `trials`."""
         finished = self.finished_trials()
         if finished.empty:
-            raise SpecError(f"{self.directory}: no finished trial to take a configuration from")
+            raise ExperimentError(f"{self.directory}: no finished trial to take a configuration from")
         return finished.iloc[0]
 
     def best_hyperparameters(self) -> Hyperparameters:

@@ -52,7 +52,7 @@ def build_study(spec: ExperimentSpec, records: pd.DataFrame, trials: pd.DataFram
     """An Optuna study holding `trials` (rows of summarize.trial_table), in memory unless `storage` is given."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
-        storage=storage, study_name=spec.name, direction="maximize" if spec.mode == "max" else "minimize"
+        storage=storage, study_name=spec.name, direction=spec.objective.direction
     )
     distributions = {name: optuna_distribution(param) for name, param in spec.searched().items()}
     in_start_order = trials.sort_values(["trial_started", "trial_id"]) if "trial_started" in trials else trials

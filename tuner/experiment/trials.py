@@ -7,7 +7,7 @@ import pandas as pd
 
 from tuner.recsys import selection
 from tuner.recsys.hyperparameters import Hyperparameters
-from tuner.vocabulary import PARAM_PREFIX, RUNNING, TRIAL_STATES, StopReason, decode_param, parse_metric_key, users_key
+from tuner.vocabulary import PARAM_PREFIX, RUNNING, TRIAL_STATES, Objective, StopReason, decode_param
 
 _RANK = {StopReason.FINISHED.value: 0, StopReason.EARLY_STOPPED.value: 1, StopReason.COLLAPSED.value: 2,
          RUNNING: 3}  # then failed and diverged
@@ -22,7 +22,7 @@ def trial_table(records: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
     """
     if records.empty:
         return pd.DataFrame()
-    users = users_key(parse_metric_key(metric).split)
+    users = Objective(metric, mode).users
     rows = []
     for trial_id, trial in records.groupby("trial_id", sort=True):
         last = trial.loc[trial["epoch"].idxmax()]

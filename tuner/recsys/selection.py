@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Iterable
 
+from tuner import vocabulary
+
 
 @dataclass
 class BestEpoch:
@@ -26,7 +28,7 @@ class BestEpoch:
             self.epoch is None or self.value is None
             or validation_users == 0
             or (math.isfinite(value) and (not math.isfinite(self.value) or
-                                          (value > self.value if self.mode == "max" else value < self.value)))
+                                          vocabulary.better(value, self.value, self.mode)))
         )
         if better:
             self.epoch, self.value = epoch, value

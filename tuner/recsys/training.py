@@ -24,7 +24,7 @@ from tuner.recsys.data.sampling import BPRSampler
 from tuner.recsys.hyperparameters import Hyperparameters
 from tuner.recsys.metrics import Evaluator, embedding_scores
 from tuner.recsys.models import Recommender, build, complete, model_class
-from tuner.vocabulary import parse_metric_key, users_key
+from tuner.vocabulary import Objective
 
 
 @dataclass
@@ -256,6 +256,6 @@ def best_epoch(results: list[EpochResult], metric: str, mode: str = "max") -> Ep
     evaluated = {r.epoch: r for r in results if r.evaluated}
     if not evaluated:
         raise ValueError("no epoch was evaluated")
-    users = users_key(parse_metric_key(metric).split)
+    users = Objective(metric, mode).users
     chosen = selection.best_epoch([(r.epoch, r.metrics[metric], r.metrics[users]) for r in evaluated.values()], mode)
     return evaluated[chosen if chosen is not None else max(evaluated)]

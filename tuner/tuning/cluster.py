@@ -27,7 +27,14 @@ from typing import Iterator
 from urllib.parse import urlparse
 
 import tuner
-from tuner.errors import ClusterError, SpecError, one_line
+from tuner.errors import (
+    AuthenticationRefused,
+    ClusterError,
+    ExperimentError,
+    UsageError,
+    VersionMismatchError,
+    one_line,
+)
 from tuner.recsys.models import ModelSource, locate
 from tuner.recsys.models.registry import shippable_files
 from tuner.spec_loader import load_spec
@@ -63,10 +70,10 @@ def token_auth_configured() -> bool:
 def check_address(address: str, allow_insecure: bool = False) -> str:
     parsed = urlparse(address)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise SpecError(f"--address: expected http(s)://host:port, got {address!r}")
+        raise UsageError(f"--address: expected http(s)://host:port, got {address!r}")
     if parsed.scheme == "http" and not is_loopback(parsed.hostname) and not token_auth_configured():
         if not allow_insecure:
-            raise SpecError(
+            raise UsageError(
                 f"--address: {address} is plain http to a non-loopback host and token authentication is not "
                 "configured; reach the cluster through `ray dashboard cluster.yaml` (http://127.0.0.1:8265), or set "
                 "RAY_AUTH_MODE=token with the cluster's token, or pass --allow-insecure"
@@ -84,7 +91,7 @@ def client(address: str, allow_insecure: bool = False):
     try:
         return JobSubmissionClient(address)
     except AuthenticationError as exc:  # the caller's credentials: bad input (exit 2)
-        raise SpecError(f"{address}: {one_line(exc)}") from None
+        raise AuthenticationRefused(f"{address}: {one_line(exc)}") from None
     except ConnectionError as exc:  # nothing answers there: unreachable, try again later (exit 1)
         raise ClusterError(f"{address}: {one_line(exc)} Is the cluster up and its dashboard forwarded here "
                            "(`ray dashboard cluster.yaml`), or is it at another --address?") from None
@@ -135,7 +142,7 @@ def check_submitter_versions(submitted: str) -> str | None:
     ours = package_versions()
     differ = {name: (theirs[name], ours.get(name, "none")) for name in theirs if theirs[name] != ours.get(name, "none")}
     if "ray" in differ:
-        raise SpecError(
+        raise VersionMismatchError(
             f"this cluster runs Ray {differ['ray'][1]}, the machine that submitted the job Ray {differ['ray'][0]}: "
             "install the same versions on both (cluster.yaml's setup installs with constraints.txt), then submit again"
         )
@@ -148,11 +155,11 @@ def check_submitter_versions(submitted: str) -> str | None:
 def job_runtime_env(runtime_env: dict, env: dict[str, str]) -> dict:
     """The user's runtime environment with `env` added to its env_vars (a value given both ways: `env` wins)."""
     if "working_dir" in runtime_env:
-        raise SpecError("--runtime-env: working_dir is tuner's own (this package and the spec); ship more code with "
+        raise UsageError("--runtime-env: working_dir is tuner's own (this package and the spec); ship more code with "
                         "py_modules")
     env_vars = runtime_env.get("env_vars") or {}
     if not isinstance(env_vars, dict) or not all(isinstance(v, str) for v in env_vars.values()):
-        raise SpecError(f"--runtime-env: env_vars: expected a mapping of names to strings, got {env_vars!r}")
+        raise UsageError(f"--runtime-env: env_vars: expected a mapping of names to strings, got {env_vars!r}")
     return {**runtime_env, "env_vars": {**env_vars, **env, SUBMITTED_WITH_ENV: json.dumps(package_versions())}}
 
 
@@ -195,11 +202,11 @@ def submit(
         except Exception:
             pass
         else:
-            raise SpecError(f"--submission-id: {submission_id!r} was already used on {address}; choose another id")
+            raise UsageError(f"--submission-id: {submission_id!r} was already used on {address}; choose another id")
     where = storage or spec.storage
     running = running_job(jobs, spec.name, where)
     if running is not None:
-        raise SpecError(
+        raise ExperimentError(
             f"{spec.name}: job {running} on {address} is running this experiment (storage {where}); wait for it to "
             f"end or `tuner jobs stop {running}`"
         )
@@ -217,7 +224,7 @@ def submit(
             except Exception as exc:
                 message = one_line(exc)
                 if "already exists" in message:
-                    raise SpecError(
+                    raise UsageError(
                         f"--submission-id: {submission_id!r} was already used on {address}; choose another id") from None
                 # a cluster that has just started answers before its job agent is up: Ray says to try again later
                 if "try again later" in message and time.monotonic() < deadline:
@@ -275,7 +282,7 @@ def check_job_id(job_id: str, what: str = "job") -> None:
     """A job id goes into the URL of the cluster's Jobs API (/api/jobs/<id>): '../' or '?' would reach another
     endpoint than the one asked for."""
     if not _JOB_ID.match(job_id):
-        raise SpecError(f"{what}: {job_id!r} is not a job id; expected letters, digits, '.', '_' and '-' (`tuner jobs "
+        raise UsageError(f"{what}: {job_id!r} is not a job id; expected letters, digits, '.', '_' and '-' (`tuner jobs "
                         "list` shows the cluster's jobs)")
 
 

@@ -15,7 +15,7 @@ from typing import TextIO
 from ray import tune
 
 from tuner.recsys.selection import BestEpoch
-from tuner.vocabulary import ENDED_ITSELF, ERROR_FILE, StopReason, parse_metric_key, users_key
+from tuner.vocabulary import ENDED_ITSELF, ERROR_FILE, Objective, StopReason
 
 
 @dataclass
@@ -43,7 +43,7 @@ class Tally:
         value = result.get(self.metric)
         if not isinstance(value, (int, float)) or not math.isfinite(value):  # a failed or diverged end: the worst value
             return
-        users = result.get(users_key(parse_metric_key(self.metric).split), 1.0)
+        users = result.get(Objective(self.metric, self.mode).users, 1.0)
         self.best.setdefault(trial_id, BestEpoch(self.mode)).offer(int(result.get("epoch", 0)), float(value), users)
 
     def line(self, trial_id: str, how: StopReason, config: dict, now: float | None = None) -> str:
@@ -55,7 +55,7 @@ class Tally:
         if best is not None and best.value is not None:
             value = f"{best.value:.4f} at epoch {best.epoch}"
             if how == StopReason.FINISHED and (self.overall is None or (
-                    best.value > self.overall[0] if self.mode == "max" else best.value < self.overall[0])):
+                    Objective(self.metric, self.mode).better(best.value, self.overall[0]))):
                 self.overall = (best.value, trial_id)
         overall = f"run's best {self.overall[0]:.4f} ({self.overall[1]})" if self.overall else "none finished yet"
         params = " ".join(f"{name}={_plain(v)}" for name, v in sorted(config.items()))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import pyarrow.fs as pafs
 
 from tuner import storage, timeline
-from tuner.errors import STORAGE_ERRNOS, DataError, SpecError, StorageFault
+from tuner.errors import STORAGE_ERRNOS, DataError, ExperimentError, SpecError, StorageError, StorageFault
 from tuner.experiment import dataset_ids, provenance
 from tuner.experiment.layout import experiment_dir as make_experiment_dir
 from tuner.experiment.layout import load_saved_spec, save_spec, spec_differences, trial_records_dir
@@ -87,7 +87,7 @@ def run_experiment(
     restart_errored: bool = False,
 ) -> RunSummary:
     if storage.is_file(spec.storage):
-        raise SpecError(f"storage: {spec.storage} is a file; expected a folder or a URI (s3://, gs://, file://)")
+        raise StorageError(f"storage: {spec.storage} is a file; expected a folder or a URI (s3://, gs://, file://)")
     storage.create_folder(spec.storage)
     directory = make_experiment_dir(spec.storage, spec.name)
     if spec.base is not None:
@@ -101,7 +101,7 @@ def run_experiment(
         if changed == ["search.num_samples"] and spec.trial_count() > saved.trial_count():
             extending = saved
         elif changed:
-            raise SpecError(
+            raise ExperimentError(
                 f"{directory}: experiment {spec.name} was started with another spec (changed: {', '.join(changed)}); "
                 "run with --fresh to start over, or --name to start a new experiment"
                 + (" (a search can grow, not shrink)" if changed == ["search.num_samples"] else "")
@@ -112,7 +112,7 @@ def run_experiment(
         damaged = ray_state.damaged(directory) if existing else {}
         if extending is not None:
             if not _every_trial_ended(extending, directory):
-                raise SpecError(
+                raise ExperimentError(
                     f"{directory}: experiment {spec.name} has unfinished trials; finish them first (run it with "
                     f"search.num_samples={extending.search.num_samples}), then run it with more"
                 )
@@ -123,7 +123,7 @@ def run_experiment(
             return settle(spec, directory, {}, spec.trial_count(), rewrite_study=False)  # a rerun changes nothing
         origin = provenance.started_at(directory) if existing else None
         if origin is not None and origin != directory:
-            raise SpecError(
+            raise ExperimentError(
                 f"{directory}: this experiment was started at {origin}, and Ray Tune's saved search would create its "
                 "next trials there; move it back to resume it (tuner report, best and records read it anywhere), "
                 "or run with --fresh"
@@ -136,7 +136,7 @@ def _refuse_state_others_could_have_written(directory: str) -> None:
     """A resume unpickles Ray's saved state, and a pickle runs code: state that someone else could have rewritten is
     not run until the user has looked at it."""
     if found := ray_state.writable_by_others(directory):
-        raise SpecError(
+        raise ExperimentError(
             f"{found[0]}{f' and {len(found) - 1} more' if len(found) > 1 else ''}: a resume unpickles Ray's saved state "
             f"of the experiment, and a pickle runs code; check who changed it, then `chmod -R go-w {directory}` (or "
             "chown it) to resume, or run with --fresh to start over"
@@ -237,7 +237,7 @@ def _run(
     print(data.summary(), flush=True)
     try:
         if existing and (changed := provenance.data_changes(directory, data.split_hash, data.file_digests)):
-            raise SpecError(
+            raise ExperimentError(
                 f"{directory}: experiment {spec.name} was run on other data: {changed}; put the data back to resume "
                 "it, or run with --fresh to start over, or --name to start a new experiment"
             )
@@ -251,7 +251,7 @@ def _run(
             extending = spec
         restore = existing and extending is None and search.can_restore(directory)
         if existing and not restore and extending is None and _has_records(directory):
-            raise SpecError(
+            raise ExperimentError(
                 f"{directory}: the experiment has records but Ray never saved its state (the first run stopped within "
                 "seconds of starting), so it cannot be resumed; run with --fresh to start over"
             )

@@ -23,7 +23,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from tuner import storage
-from tuner.errors import SpecError
+from tuner.errors import ExperimentError, SpecError
 from tuner.experiment import baselines
 from tuner.experiment.records import RecordWriter
 from tuner.experiment.study_export import optuna_distribution
@@ -35,7 +35,7 @@ from tuner.tuning.progress import ProgressLines
 from tuner.tuning.ray_session import without_log_lines
 from tuner.tuning.resources import Plan
 from tuner.tuning.trainable import train_trial
-from tuner.vocabulary import ENDED_ITSELF, PRODUCED_METRICS, StopReason, decode_param, param_column
+from tuner.vocabulary import ENDED_ITSELF, PRODUCED_METRICS, Objective, StopReason, decode_param, param_column
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -90,7 +90,7 @@ class EpochOptunaSearch(OptunaSearch):
             return  # a trial resumed from its checkpoint runs the epochs after it again: Optuna has them (and warns)
         self._last_epoch_told[trial_id] = result["epoch"]
         value = result[self.metric]
-        if trial_id not in self._best_told or (value > self._best_told[trial_id]) == (self.mode == "max"):
+        if trial_id not in self._best_told or Objective(self.metric, self.mode).better(value, self._best_told[trial_id]):
             self._best_told[trial_id] = value
         super().on_trial_result(trial_id, {**result, "training_iteration": result["epoch"]})
 
@@ -362,7 +362,7 @@ def restored_tuner(
             restart_errored=restart_errored,
         )
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:  # what a damaged pickle raises
-        raise SpecError(
+        raise ExperimentError(
             f"{experiment_dir}: Ray's experiment state (tuner.pkl) is damaged ({exc}); run with --fresh to start over "
             "(which deletes the experiment, records included)"
         ) from None

@@ -31,7 +31,7 @@ from tuner.recsys.models.graph import normalized_adjacency
 from tuner.recsys.selection import BestEpoch
 from tuner.recsys.training import EpochResult, Trainer, build_model_for, with_model_defaults
 from tuner.spec import ExperimentSpec
-from tuner.vocabulary import CHECKPOINT_FILE, ENDED_ITSELF, StopReason, parse_metric_key, users_key
+from tuner.vocabulary import CHECKPOINT_FILE, ENDED_ITSELF, Objective, StopReason
 
 # What depends only on the dataset, built once per worker process and shared by every trial it runs (Ray reuses a
 # trial's worker for the next trial): the training edges as a tensor, the normalised adjacency, the evaluator.
@@ -75,7 +75,7 @@ def train_trial(config: dict[str, Any], *, data: SplitData, spec_json: str, expe
 
     train, adjacency, evaluator = _dataset_structures(model_class, data, hp.k, hp.eval_batch_size, device)
     trainer = Trainer(build_model_for(model_class, data, hp, train, adjacency), data, hp, device, evaluator)
-    progress = _restore(trainer, device, spec.mode) or _Progress(0.0, BestEpoch(spec.mode), time.time())
+    progress = _restore(trainer, device, spec.objective) or _Progress(0.0, BestEpoch(spec.mode), time.time())
     last_checkpoint_epoch = trainer.epochs_done
 
     writer = RecordWriter(experiment_dir, trial_id, hp.k, column_types(model_class))
@@ -87,7 +87,7 @@ def train_trial(config: dict[str, Any], *, data: SplitData, spec_json: str, expe
         "dataset": data.dataset, "split_hash": data.split_hash, "seed": hp.seed, "device": str(device),
         "trial_started": progress.trial_started, **param_values(hp),
     }
-    validation_users = users_key(parse_metric_key(spec.metric).split)
+    validation_users = spec.objective.users
     timeline.mark("trial_ready", trial_id=trial_id)
     try:
         for result in trainer.run():
@@ -120,13 +120,13 @@ def train_trial(config: dict[str, Any], *, data: SplitData, spec_json: str, expe
             raise  # Ray retries it from its checkpoint
         # the same error at the same epoch as the attempt before: retrying again would only repeat it
         writer.end(StopReason.FAILED)
-        _report({"epoch": trainer.epochs_done + 1, spec.metric: _worst(spec.mode), ENDED_ITSELF: StopReason.FAILED.value,
+        _report({"epoch": trainer.epochs_done + 1, spec.metric: spec.objective.worst, ENDED_ITSELF: StopReason.FAILED.value,
                      "error": error})
         return
     writer.compact()
 
 
-def _restore(trainer: Trainer, device: torch.device, mode: str) -> _Progress | None:
+def _restore(trainer: Trainer, device: torch.device, objective: Objective) -> _Progress | None:
     """The trainer and the trial's progress from Tune's checkpoint, when the trial is resumed or retried."""
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
@@ -135,9 +135,9 @@ def _restore(trainer: Trainer, device: torch.device, mode: str) -> _Progress | N
         state = torch.load(os.path.join(folder, CHECKPOINT_FILE), map_location=device, weights_only=True)
     trainer.load_state_dict(state["trainer"])
     if "best_epoch" in state:
-        best = BestEpoch(mode, *state["best_epoch"])
+        best = BestEpoch(objective.mode, *state["best_epoch"])
     else:  # a checkpoint from before tuner kept the epoch: its best value times ±1 (by mode), at an unknown epoch
-        best = BestEpoch(mode, 0, float(state["best_value"]) * (1.0 if mode == "max" else -1.0))
+        best = BestEpoch(objective.mode, 0, float(state["best_value"]) * objective.sign)
     return _Progress(float(state["cumulative_seconds"]), best, float(state["trial_started"]))
 
 
@@ -174,7 +174,7 @@ def _report_divergence(spec, writer, base_row, epoch, cumulative_seconds, messag
         {**base_row, "epoch": epoch, "status": "ended", "stop_reason": StopReason.DIVERGED.value, "loss": math.nan,
          "cumulative_seconds": cumulative_seconds, "evaluated": False}
     )
-    _report({"epoch": epoch, spec.metric: _worst(spec.mode), ENDED_ITSELF: StopReason.DIVERGED.value,
+    _report({"epoch": epoch, spec.metric: spec.objective.worst, ENDED_ITSELF: StopReason.DIVERGED.value,
                  "error": message})
 
 
@@ -183,7 +183,3 @@ def _report(values: dict, checkpoint=None) -> None:
     when a result has it, else against Tune's count of reports (which skips the epochs eval_every leaves
     unevaluated, so the curves would not line up with tuner's own)."""
     tune.report({**values, TIMESTEPS_TOTAL: values["epoch"]}, checkpoint=checkpoint)
-
-
-def _worst(mode: str) -> float:
-    return -math.inf if mode == "max" else math.inf

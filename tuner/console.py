@@ -1,4 +1,5 @@
-"""Plain-text tables for the terminal."""
+"""What the commands print: the lines and tables `tuner run` and `tuner train` show in the terminal (beside the
+CLI; the analysis layer renders reports, not terminals)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,12 @@ import math
 import shlex
 from typing import TYPE_CHECKING, Protocol
 
+from tuner.analysis.summarize import counts_text
 from tuner.spec import ExperimentSpec
 from tuner.vocabulary import (
     CATALOGUE_METRICS,
     METRICS,
-    RUNNING,
     SPLITS,
-    StopReason,
     metric_key,
     param_column,
     parse_metric_key,
@@ -122,14 +122,6 @@ def run_summary_text(summary: RunSummary) -> str:
     where = f"{spec.name} --storage {shlex.quote(spec.storage)}"  # quoted: the line is made to be copied and run
     lines.append(f"next: tuner report {where}   |   tuner best {where}   |   tuner records {where}")
     return "\n".join(lines)
-
-
-def counts_text(counts: dict[str, int]) -> str:
-    """"3 finished, 1 early-stopped, 0 failed, 0 diverged" (", 2 unfinished" when some are)."""
-    text = (f"{counts[StopReason.FINISHED]} finished, {counts[StopReason.EARLY_STOPPED]} early-stopped, "
-            f"{counts[StopReason.FAILED]} failed, {counts[StopReason.DIVERGED]} diverged")
-    text += f", {counts[StopReason.COLLAPSED]} collapsed" if counts[StopReason.COLLAPSED] else ""
-    return text + (f", {counts[RUNNING]} unfinished" if counts[RUNNING] else "")
 
 
 def _seconds_note(value) -> str:
