@@ -13,7 +13,7 @@ from tuner.experiment.layout import save_spec
 from tuner.recsys.hyperparameters import Hyperparameters
 from tuner.spec import validate_spec
 from tuner.tuning.run import prune_checkpoints, settle, with_base
-from tuner.tuning.search import EpochOptunaSearch, optuna_sampler
+from tuner.tuning.searcher import EpochOptunaSearch, optuna_sampler
 
 METRIC = f"val/recall@{K}"
 
@@ -276,12 +276,16 @@ def test_a_moved_unfinished_experiment_is_refused_before_anything_runs(tmp_path)
         run_experiment(spec)
 
 
-def test_state_saved_before_the_layer_packages_still_restores():
-    """tuner.pkl of an experiment started by an older tuner names tuner.search / tuner.trainable."""
+def test_state_saved_by_older_tuners_still_restores():
+    """tuner.pkl and the searcher's state of an experiment started by an older tuner name tuner.search /
+    tuner.trainable (before the layer packages), or tuner.tuning.search for the searcher, its sampler and the run's
+    callbacks (before they had modules of their own)."""
+    from tuner.tuning import callbacks, restore, searcher, trainable
 
-    from tuner.tuning import search, trainable
-
-    old_pickle = b"ctuner.search\nEpochOptunaSearch\n."  # protocol 0: a class by module and name
-    search._accept_state_saved_by_older_tuner()
-    assert pickle.loads(old_pickle) is search.EpochOptunaSearch
+    restore._accept_state_saved_by_older_tuner()
+    assert pickle.loads(b"ctuner.search\nEpochOptunaSearch\n.") is searcher.EpochOptunaSearch  # protocol 0: module, name
     assert pickle.loads(b"ctuner.trainable\ntrain_trial\n.") is trainable.train_trial
+    for name, module in [("EpochOptunaSearch", searcher), ("AskAndTellGridSampler", searcher),
+                         ("RecordStopReasons", callbacks), ("StopOnStorageFault", callbacks),
+                         ("MetricNamesForMLflow", callbacks)]:
+        assert pickle.loads(f"ctuner.tuning.search\n{name}\n.".encode()) is getattr(module, name)

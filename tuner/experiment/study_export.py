@@ -3,7 +3,7 @@
 Rebuilt from the records (the ground truth, also after resumes): finished trials are COMPLETE with their best
 validation value, early-stopped ones PRUNED (valued at their last evaluated epoch, as Optuna's tell values a pruned
 trial), failed and diverged ones FAIL; every evaluated epoch is an intermediate value. The live search
-(tuning.search.EpochOptunaSearch) tells Optuna the same.
+(tuning.searcher.EpochOptunaSearch) tells Optuna the same.
 """
 
 from __future__ import annotations

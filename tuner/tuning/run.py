@@ -228,13 +228,16 @@ def _run(
             lock.note(ray_group=ray_session.process_group())
         timeline.mark("ray_ready")
         try:
-            search, data = prepared.result()
+            data = prepared.result()
         except DataError as exc:
             if ray_session.joined_a_cluster():  # a job on a cluster: the user reads this far from that node
                 raise DataError(f"on node {socket.gethostname()} (the job's driver): {exc}; `tuner submit --data-dir` "
                                 "names a folder there (or a shared one), `--set dataset.path=...` a file") from None
             raise
     print(data.summary(), flush=True)
+    from tuner.tuning import restore as saved_run  # imported by the helper thread already
+    from tuner.tuning import search
+
     try:
         if existing and (changed := provenance.data_changes(directory, data.split_hash, data.file_digests)):
             raise ExperimentError(
@@ -249,7 +252,7 @@ def _run(
         if damaged:
             _start_again_from_the_records(directory, damaged)
             extending = spec
-        restore = existing and extending is None and search.can_restore(directory)
+        restore = existing and extending is None and saved_run.can_restore(directory)
         if existing and not restore and extending is None and _has_records(directory):
             raise ExperimentError(
                 f"{directory}: the experiment has records but Ray never saved its state (the first run stopped within "
@@ -274,9 +277,9 @@ def _run(
         if restore:
             _set_aside_lost_trials(directory)
         if restore and restart_errored:
-            _set_aside(directory, [t for t, status in search.trial_statuses(directory).items() if status == "ERROR"])
+            _set_aside(directory, [t for t, status in saved_run.trial_statuses(directory).items() if status == "ERROR"])
         if restore:
-            tuner = search.restored_tuner(spec, data, directory, plan, resume_errored, restart_errored)
+            tuner = saved_run.restored_tuner(spec, data, directory, plan, resume_errored, restart_errored)
         else:
             from tuner.experiment.read import Experiment
 
@@ -304,7 +307,7 @@ def _run(
         if storage_faults.seen():
             ray_session.wait_stopped()
     try:
-        summary = settle(spec, directory, search.trial_statuses(directory), spec.trial_count())
+        summary = settle(spec, directory, saved_run.trial_statuses(directory), spec.trial_count())
     finally:
         ray_session.wait_stopped()  # whoever calls next (another run, ray.init, ray.shutdown) finds Ray stopped
     timeline.mark("settled")
@@ -357,15 +360,15 @@ def _set_aside_lost_trials(directory: str) -> list[str]:
     """A driver that was killed (not stopped: Ctrl-C and SIGTERM save Ray's state) loses the trials Ray started after
     its last snapshot of the run: Tune cannot resume them, and the search runs others in their place. Their records
     move to <experiment>/lost/, kept but not counted, so that the experiment holds exactly its num_samples trials."""
-    from tuner.tuning import search
+    from tuner.tuning import restore as saved_run
 
-    if not search.can_restore(directory):
+    if not saved_run.can_restore(directory):
         return []
     fs, root = storage.resolve(directory)
     selector = pafs.FileSelector(posixpath.join(root, RECORDS_DIR), allow_not_found=True)
     recorded = [posixpath.basename(info.path).removeprefix(trial_folder(""))  # records/<id>/, or trial_id=<id>/
                 for info in fs.get_file_info(selector) if info.type == pafs.FileType.Directory]
-    lost = search.trials_no_snapshot_holds(directory, sorted(set(recorded) - ray_state.carried_over(directory)))
+    lost = saved_run.trials_no_snapshot_holds(directory, sorted(set(recorded) - ray_state.carried_over(directory)))
     if lost:
         _set_aside(directory, lost, LOST_DIR)
         print(f"{len(lost)} trial(s) had started after Ray's last snapshot of the killed run ({', '.join(lost)}): their "
@@ -399,9 +402,9 @@ def _has_records(directory: str) -> bool:
 def _import_and_prepare(spec: ExperimentSpec, data_dir: str | None):
     from tuner.experiment import read  # noqa: F401 (pandas and the records: imported here, off the critical path)
     from tuner.recsys.data import prepare
-    from tuner.tuning import search
+    from tuner.tuning import restore, search  # noqa: F401 (Ray Tune, Optuna, torch: imported off the critical path)
 
-    return search, prepare(spec.dataset, data_dir)
+    return prepare(spec.dataset, data_dir)
 
 
 def prune_checkpoints(directory: str, trial_ids: list[str]) -> None:

@@ -1,173 +1,34 @@
-"""spec -> OptunaSearch + ASHA + tune.Tuner. With trainable.py and ray_session.py, the only code that knows Ray."""
+"""spec -> a new Ray Tune run: the searcher, ASHA, the trainable with its resources, the run's callbacks; running it
+(`fit`) and the baselines that run alongside its trials. Resuming a saved run is tuning.restore's."""
 
 from __future__ import annotations
 
 import contextlib
-import importlib
-import importlib.util
-import logging
-import math
 import os
-import pickle
-import posixpath
-import sys
-import warnings
 from typing import TYPE_CHECKING
 
 import optuna
-import pyarrow.fs as pafs
 import ray
 from ray import tune
-from ray.air.integrations.mlflow import MLflowLoggerCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-from ray.tune.search.optuna import OptunaSearch
 
-from tuner import storage
-from tuner.errors import ExperimentError, SpecError
 from tuner.experiment import baselines
-from tuner.experiment.records import RecordWriter
 from tuner.experiment.study_export import optuna_distribution
 from tuner.recsys.data import SplitData
 from tuner.recsys.models import locate
 from tuner.spec import ExperimentSpec
-from tuner.tuning import storage_faults
+
+# MetricNamesForMLflow and AskAndTellGridSampler are imported for Ray's saved state of experiments begun before they had
+# their own modules: tuner.pkl (the run's callbacks) and the searcher's state (its sampler) name them here
+from tuner.tuning.callbacks import MetricNamesForMLflow, RecordStopReasons, StopOnStorageFault, mlflow_callbacks  # noqa: F401
 from tuner.tuning.progress import ProgressLines
 from tuner.tuning.ray_session import without_log_lines
 from tuner.tuning.resources import Plan
+from tuner.tuning.searcher import AskAndTellGridSampler, EpochOptunaSearch, optuna_sampler, tell_earlier_trials  # noqa: F401
 from tuner.tuning.trainable import train_trial
-from tuner.vocabulary import ENDED_ITSELF, PRODUCED_METRICS, Objective, StopReason, decode_param, param_column
 
 if TYPE_CHECKING:
     import pandas as pd
-
-
-class EpochOptunaSearch(OptunaSearch):
-    """OptunaSearch, told what each trial's records say (so the live study is the one tuner exports to optuna.db):
-
-    - intermediate values are indexed by epoch (not Tune's report count), and an epoch a resumed trial runs again
-      is told once;
-    - a trial that trained every epoch (or collapsed) is COMPLETE with its best validation value — the epoch tuner
-      returns — not the value of its last epoch;
-    - a trial the scheduler stopped is PRUNED, with its intermediate values (OptunaSearch tells it COMPLETE with
-      its partial value, so TPE would take a 15-epoch value for a finished result; PRUNED is what Optuna's own
-      pruning tells, and TPE ranks pruned trials below finished ones, deeper ones first);
-    - a diverged trial, and an errored one even when it had reported results, is FAILED.
-
-    FAILED and PRUNED go through OptunaSearch's own completion with no result, which tells Optuna inside its guard:
-    a sampler that raises while being told (GridSampler calls study.stop() after the last grid point, which raises
-    outside an objective) must not crash the run or leave the trial to be told twice.
-
-    `--restart-errored` makes Ray restart an errored trial under a new id that this searcher never suggested
-    (OptunaSearch would raise KeyError on its results): those trials are left out of the live study — the
-    exported optuna.db, rebuilt from the records, has them."""
-
-    def __init__(self, *args, epochs: int, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._epochs = epochs  # what a trial that trains to the end reaches
-        self._suggested: set[str] | None = set()  # None: not known (a state saved by a tuner that did not keep it)
-        self._last_epoch_told: dict[str, int] = {}
-        self._best_told: dict[str, float] = {}
-
-    def suggest(self, trial_id: str):
-        suggestion = super().suggest(trial_id)
-        if isinstance(suggestion, dict) and self._suggested is not None:
-            self._suggested.add(trial_id)
-        return suggestion
-
-    def restore(self, checkpoint_path: str) -> None:
-        epochs = self._epochs
-        self._suggested, self._last_epoch_told, self._best_told = None, {}, {}
-        super().restore(checkpoint_path)  # sets them, unless the state was saved before tuner kept them
-        self._epochs = epochs
-
-    def _suggested_it(self, trial_id: str) -> bool:
-        return self._suggested is None or trial_id in self._suggested
-
-    def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if _failed(result) or not self._suggested_it(trial_id):
-            return  # a failed or diverged trial's last report carries the worst value, not a measured one
-        if result["epoch"] <= self._last_epoch_told.get(trial_id, 0):
-            return  # a trial resumed from its checkpoint runs the epochs after it again: Optuna has them (and warns)
-        self._last_epoch_told[trial_id] = result["epoch"]
-        value = result[self.metric]
-        if trial_id not in self._best_told or Objective(self.metric, self.mode).better(value, self._best_told[trial_id]):
-            self._best_told[trial_id] = value
-        super().on_trial_result(trial_id, {**result, "training_iteration": result["epoch"]})
-
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if not self._suggested_it(trial_id):
-            return
-        if error or _failed(result):
-            super().on_trial_complete(trial_id, result=None, error=True)
-            return
-        if result is not None:
-            self.on_trial_result(trial_id, result)  # the result the scheduler stopped the trial at is not told before
-        if result is None or (result["epoch"] < self._epochs and result.get(ENDED_ITSELF) != StopReason.COLLAPSED):
-            super().on_trial_complete(trial_id, result=None)  # the scheduler stopped it: PRUNED
-        else:
-            best = self._best_told.get(trial_id, result[self.metric])  # a state saved before tuner kept it: the last
-            super().on_trial_complete(trial_id, {**result, self.metric: best})
-
-
-def _failed(result: dict | None) -> bool:
-    return (result or {}).get(ENDED_ITSELF) in (StopReason.FAILED, StopReason.DIVERGED)
-
-
-class RecordStopReasons(tune.Callback):
-    """Ends a trial's records the moment Ray ends the trial: a trial that the scheduler stopped gets
-    `early_stopped`, one that failed for good `failed` (the trainable writes `finished` and `diverged` itself),
-    and every ended trial's epochs are compacted. So an interrupted run's records already tell stopped trials
-    from unfinished ones."""
-
-    def __init__(self, experiment_dir: str, ks: tuple[int, ...]):
-        self.experiment_dir, self.ks = experiment_dir, ks
-
-    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self._end(trial.trial_id, StopReason.EARLY_STOPPED)
-
-    def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self._end(trial.trial_id, StopReason.FAILED)
-
-    def _end(self, trial_id: str, stop_reason: StopReason) -> None:
-        try:
-            RecordWriter(self.experiment_dir, trial_id, self.ks).end(stop_reason)
-        except (OSError, ValueError) as exc:  # never fail the trial over this: run_command.settle ends it later
-            warnings.warn(f"trial {trial_id}: its records could not be ended now ({exc}); the run's end will do it", stacklevel=1)
-
-
-class StopOnStorageFault(tune.Callback):
-    """Every trial error, retried or final, goes to storage_faults.notice: a full disk stops the run."""
-
-    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
-        storage_faults.notice(trial.trial_id, trial.error_file)
-
-    def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        storage_faults.notice(trial.trial_id, trial.error_file)
-
-
-def optuna_sampler(spec: ExperimentSpec) -> optuna.samplers.BaseSampler:
-    search = spec.search
-    if search.sampler == "tpe":
-        startup = min(10, max(2, search.num_samples // 3))
-        # constant liar: running trials count as bad, so parallel trials do not all probe the same spot
-        return optuna.samplers.TPESampler(seed=search.seed, constant_liar=True, n_startup_trials=startup)
-    if search.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=search.seed)
-    if search.sampler == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=search.seed)
-    if search.sampler == "gp":
-        return optuna.samplers.GPSampler(seed=search.seed)
-    grid = {name: param.grid_values() for name, param in spec.searched().items()}
-    return AskAndTellGridSampler(grid, seed=search.seed)
-
-
-class AskAndTellGridSampler(optuna.samplers.GridSampler):
-    """Optuna's grid sampler, told by Ray Tune. Once the grid is done, GridSampler stops the study's optimize loop
-    (`Study.stop`); Tune asks and tells without such a loop, so Study.stop raises and OptunaSearch logged its error
-    as a warning at the end of every grid search. Tune itself stops after `num_samples` trials: nothing to stop."""
-
-    def after_trial(self, study, trial, state, values) -> None:
-        pass
 
 
 def scheduler(spec: ExperimentSpec):
@@ -182,22 +43,21 @@ def scheduler(spec: ExperimentSpec):
     )
 
 
-def _trainable(spec: ExperimentSpec, data: SplitData, experiment_dir: str, plan: Plan):
+def trainable_of(spec: ExperimentSpec, data: SplitData, experiment_dir: str, plan: Plan):
+    """train_trial with the data (put in Ray's object store once), the spec and the model, and each trial's resources."""
     spec_json = spec.model_dump_json(exclude_unset=True)
     trainable = tune.with_parameters(train_trial, data=data, spec_json=spec_json, experiment_dir=experiment_dir,
                                      model=locate(spec.model, spec.model_folder))
     return tune.with_resources(trainable, {"cpu": plan.cpu, "gpu": plan.gpu})
 
 
-def _quiet_tune_console() -> None:
-    """Tune's console tables (hundreds of lines for a dozen trials) give way to ProgressLines: Tune's documented
-    switch back to its plain output engine, which is silent at verbose=0 (set RAY_AIR_NEW_OUTPUT=1 to see them)."""
+def prepare_tune(plan: Plan) -> None:
+    """Before a Tune run starts or resumes. Tune's console tables (hundreds of lines for a dozen trials) give way to
+    ProgressLines: Tune's documented switch back to its plain output engine, which is silent at verbose=0 (set
+    RAY_AIR_NEW_OUTPUT=1 to see them). And Ray Tune before 2.5x keeps at most one trial pending for a searcher other
+    than its own, so trials would start one after another; its documented override lets every trial the plan runs at
+    once be pending."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-
-
-def _start_trials_together(plan: Plan) -> None:
-    """Ray Tune before 2.5x keeps at most one trial pending for a searcher other than its own, so trials would
-    start one after another; its documented override lets every trial the plan runs at once be pending."""
     os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(plan.max_concurrent))
 
 
@@ -214,11 +74,10 @@ def new_tuner(
     done = 0
     if earlier is not None and not earlier.empty:
         done = len(earlier)
-        _tell_earlier_trials(searcher, spec, earlier)
-    _start_trials_together(plan)
-    _quiet_tune_console()
+        tell_earlier_trials(searcher, spec, earlier)
+    prepare_tune(plan)
     return tune.Tuner(
-        _trainable(spec, data, experiment_dir, plan),
+        trainable_of(spec, data, experiment_dir, plan),
         tune_config=tune.TuneConfig(
             metric=spec.metric,
             mode=spec.mode,
@@ -233,19 +92,6 @@ def new_tuner(
     )
 
 
-def _tell_earlier_trials(searcher: EpochOptunaSearch, spec: ExperimentSpec, earlier: pd.DataFrame) -> None:
-    """What the searcher learnt in the experiment's earlier runs, told as the live search told it: a finished or
-    collapsed trial COMPLETE with its best validation value, an early-stopped one PRUNED, the others FAILED. (A
-    pruned trial told here has no intermediate values — OptunaSearch indexes them by report count, not epoch — so
-    TPE ranks it after this run's pruned trials.)"""
-    for _, trial in earlier.sort_values(["trial_started", "trial_id"]).iterrows():
-        params = {name: decode_param(name, trial[param_column(name)]) for name in spec.searched()}
-        value = trial.get(spec.metric)
-        usable = trial["stop_reason"] in PRODUCED_METRICS and isinstance(value, float) and math.isfinite(value)
-        searcher.add_evaluated_point(params, float(value) if usable else 0.0, error=not usable,
-                                     pruned=usable and trial["stop_reason"] == StopReason.EARLY_STOPPED.value)
-
-
 def _run_config(spec: ExperimentSpec, storage: str, experiment_dir: str, earlier: int = 0) -> tune.RunConfig:
     return tune.RunConfig(
         name=spec.name,
@@ -254,7 +100,7 @@ def _run_config(spec: ExperimentSpec, storage: str, experiment_dir: str, earlier
             StopOnStorageFault(),
             RecordStopReasons(experiment_dir, spec.fixed.k),
             ProgressLines(spec.metric, spec.mode, spec.trial_count(), spec.fixed.epochs, earlier=earlier),
-            *_mlflow(spec, experiment_dir),
+            *mlflow_callbacks(spec, experiment_dir),
         ],
         failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),
         # keep every checkpoint while trials run: with num_to_keep, a driver that dies between Ray deleting an old
@@ -265,125 +111,9 @@ def _run_config(spec: ExperimentSpec, storage: str, experiment_dir: str, earlier
     )
 
 
-class MetricNamesForMLflow(MLflowLoggerCallback):
-    """Ray's MLflow callback (one MLflow run per trial); MLflow refuses '@' in metric names, so val/recall@20 is
-    logged as val/recall_at_20."""
-
-    def log_trial_result(self, iteration, trial, result):
-        super().log_trial_result(iteration, trial, {k.replace("@", "_at_"): v for k, v in result.items()})
-
-
-def mlflow_tracking_uri(spec: ExperimentSpec, experiment_dir: str) -> str | None:
-    """logging.mlflow: the tracking URI to log to (true: an SQLite store in the experiment folder), or None."""
-    if spec.logging.mlflow is False:
-        return None
-    if isinstance(spec.logging.mlflow, str):
-        return spec.logging.mlflow
-    if storage.is_uri(experiment_dir):
-        raise SpecError(f"logging.mlflow: {experiment_dir} is not a local folder, so it cannot hold mlflow.db; "
-                        "give a tracking URI (http://..., sqlite:///...) instead of true")
-    return f"sqlite:///{os.path.join(experiment_dir, 'mlflow.db')}"
-
-
-def _mlflow(spec: ExperimentSpec, experiment_dir: str) -> list[tune.Callback]:
-    """One MLflow run per trial (its configuration and every reported metric) in the MLflow experiment named after
-    this one."""
-    uri = mlflow_tracking_uri(spec, experiment_dir)
-    if uri is None:
-        return []
-    if importlib.util.find_spec("mlflow") is None:
-        raise SpecError("logging.mlflow: MLflow is not installed; pip install 'tuner[mlflow]'")
-    if uri.startswith(("http://", "https://")):
-        _check_reachable(uri)
-    return [MetricNamesForMLflow(tracking_uri=uri, experiment_name=spec.name, save_artifact=False,
-                                 tags={"tuner.model": spec.model, "tuner.dataset": spec.dataset.name})]
-
-
-def _check_reachable(uri: str) -> None:
-    """A tracking server that is down made every trial's logger retry for minutes, then fail with a traceback: one
-    quick request (no retries, 10 s) before any trial starts says so in one line instead."""
-    from mlflow import MlflowClient
-
-    settings = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
-    saved = {name: os.environ.get(name) for name in settings}
-    os.environ.update(settings)
-    try:
-        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
-    except Exception as exc:  # what MLflow raises for a refused connection, a timeout, a wrong URL or token
-        reason = str(exc).split(" failed with exception ")[-1].splitlines()[0][:300]
-        raise SpecError(f"logging.mlflow: {uri} cannot be reached ({reason}); start the tracking server, or set "
-                        "logging.mlflow: true to log into the experiment folder") from None
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def can_restore(experiment_dir: str) -> bool:
-    """Ray saved the experiment far enough to resume it: its Tuner (tuner.pkl) and at least one snapshot of the
-    trials (experiment_state-*.json). A driver killed between the two leaves a tuner.pkl that Tune restores into an
-    experiment that runs one trial and stops, on every rerun."""
-    return tune.Tuner.can_restore(experiment_dir) and bool(_snapshots(experiment_dir)[1])
-
-
-def _snapshots(experiment_dir: str) -> tuple[pafs.FileSystem, list[str]]:
-    """Ray's snapshots of the experiment's trials (experiment_state-<time>.json, one per Tune run), newest first."""
-    fs, root = storage.resolve(experiment_dir)
-    paths = [
-        info.path for info in fs.get_file_info(pafs.FileSelector(root))
-        if posixpath.basename(info.path).startswith("experiment_state-") and info.path.endswith(".json")
-    ]
-    return fs, sorted(paths, reverse=True)
-
-
-# Experiments that tuner started before it had layer packages pickled these under their old module names.
-_MOVED_MODULES = {"tuner.search": "tuner.tuning.search", "tuner.trainable": "tuner.tuning.trainable"}
-
-
-def _accept_state_saved_by_older_tuner() -> None:
-    for old, new in _MOVED_MODULES.items():
-        sys.modules.setdefault(old, importlib.import_module(new))
-
-
-def restored_tuner(
-    spec: ExperimentSpec, data: SplitData, experiment_dir: str, plan: Plan, resume_errored: bool, restart_errored: bool
-) -> tune.Tuner:
-    _start_trials_together(plan)
-    _quiet_tune_console()
-    _accept_state_saved_by_older_tuner()
-    try:
-        return tune.Tuner.restore(
-            experiment_dir,
-            trainable=_trainable(spec, data, experiment_dir, plan),
-            resume_unfinished=True,
-            resume_errored=resume_errored,
-            restart_errored=restart_errored,
-        )
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:  # what a damaged pickle raises
-        raise ExperimentError(
-            f"{experiment_dir}: Ray's experiment state (tuner.pkl) is damaged ({exc}); run with --fresh to start over "
-            "(which deletes the experiment, records included)"
-        ) from None
-
-
 def trial_dirname(trial) -> str:
     """Trial folders are named by trial id, so that a result's folder tells its trial."""
     return trial.trial_id
-
-
-def trials_no_snapshot_holds(experiment_dir: str, trial_ids: list[str]) -> list[str]:
-    """Those of `trial_ids` that none of Ray's snapshots of the experiment holds (experiment_state-*.json, one per Tune
-    run of it: the runs before an extension have their own). Read newest first, and only as far as needed."""
-    fs, snapshots = _snapshots(experiment_dir)
-    unknown = set(trial_ids)
-    for path in snapshots:
-        if not unknown:
-            break
-        with _quiet_analysis():
-            unknown -= {trial.trial_id for trial in tune.ExperimentAnalysis(path, storage_filesystem=fs).trials}
-    return sorted(unknown)
 
 
 # What Ray logs about trials that tuner's own lines already tell (progress.ProgressLines: one line per failed attempt,
@@ -405,25 +135,6 @@ def fit(tuner: tune.Tuner) -> None:
         for logger_name, containing in _SAID_OTHERWISE:
             quiet.enter_context(without_log_lines(logger_name, containing))
         tuner.fit()
-
-
-@contextlib.contextmanager
-def _quiet_analysis():
-    """ExperimentAnalysis warns about every trial without results yet (a pending one): not news to a user."""
-    logger = logging.getLogger("ray.tune.analysis.experiment_analysis")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
-def trial_statuses(experiment_dir: str) -> dict[str, str]:
-    """trial id -> Ray's final status (TERMINATED, ERROR, PENDING, RUNNING, PAUSED)."""
-    with _quiet_analysis():
-        analysis = tune.ExperimentAnalysis(experiment_dir)
-    return {trial.trial_id: trial.status for trial in analysis.trials}
 
 
 @ray.remote(num_cpus=1)

@@ -2,7 +2,7 @@
 one, as Ctrl-C stops it (Ray saves its state, every trial stays resumable), instead of retrying trials that cannot
 write and ending them as failed. `tuning.run` then says so in one line, and the same command resumes.
 
-search.StopOnStorageFault (a Tune callback) reports each trial error here; this module keeps what it saw."""
+callbacks.StopOnStorageFault (a Tune callback) reports each trial error here; this module keeps what it saw."""
 
 from __future__ import annotations
 
