@@ -4,9 +4,9 @@ from tests.fake_experiment import K, write_trial
 from tuner.console import run_summary_text
 from tuner.experiment.layout import save_spec
 from tuner.experiment.read import Experiment
+from tuner.experiment.settle import RunSummary
 from tuner.recsys.hyperparameters import Hyperparameters
 from tuner.spec import validate_spec
-from tuner.tuning.run import RunSummary
 
 
 def _summary(tmp_path, spec: dict, trials: dict[str, tuple[Hyperparameters, list]]) -> RunSummary:

@@ -9,10 +9,12 @@ import optuna
 import pytest
 
 from tests.fake_experiment import K, write_trial
+from tuner.experiment.inherit import with_base
 from tuner.experiment.layout import save_spec
+from tuner.experiment.set_aside import prune_checkpoints
+from tuner.experiment.settle import settle
 from tuner.recsys.hyperparameters import Hyperparameters
 from tuner.spec import validate_spec
-from tuner.tuning.run import prune_checkpoints, settle, with_base
 from tuner.tuning.searcher import EpochOptunaSearch, optuna_sampler
 
 METRIC = f"val/recall@{K}"

@@ -20,8 +20,8 @@ from tuner.vocabulary import (
 )
 
 if TYPE_CHECKING:
+    from tuner.experiment.settle import RunSummary
     from tuner.train_command import TrainOutcome
-    from tuner.tuning.run import RunSummary
 
 
 class Epoch(Protocol):

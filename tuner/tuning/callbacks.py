@@ -36,7 +36,7 @@ class RecordStopReasons(tune.Callback):
     def _end(self, trial_id: str, stop_reason: StopReason) -> None:
         try:
             RecordWriter(self.experiment_dir, trial_id, self.ks).end(stop_reason)
-        except (OSError, ValueError) as exc:  # never fail the trial over this: run_command.settle ends it later
+        except (OSError, ValueError) as exc:  # never fail the trial over this: experiment.settle ends it later
             warnings.warn(f"trial {trial_id}: its records could not be ended now ({exc}); the run's end will do it", stacklevel=1)
 
 

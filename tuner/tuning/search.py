@@ -105,7 +105,7 @@ def _run_config(spec: ExperimentSpec, storage: str, experiment_dir: str, earlier
         failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),
         # keep every checkpoint while trials run: with num_to_keep, a driver that dies between Ray deleting an old
         # checkpoint and saving the experiment state leaves that state pointing at a deleted checkpoint, and the
-        # trial can never be resumed. tuning.run.prune_checkpoints trims ended trials afterwards.
+        # trial can never be resumed. experiment.set_aside.prune_checkpoints trims ended trials afterwards.
         checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
         verbose=0,  # ProgressLines prints one line per ended trial instead of Tune's tables
     )

@@ -1,15 +1,19 @@
 """A full disk, a quota or a read-only file system under the experiment: the run stops at the first trial that hits
 one, as Ctrl-C stops it (Ray saves its state, every trial stays resumable), instead of retrying trials that cannot
-write and ending them as failed. `tuning.run` then says so in one line, and the same command resumes.
+write and ending them as failed. `run_stopped` says so in one line, and the same command resumes.
 
 callbacks.StopOnStorageFault (a Tune callback) reports each trial error here; this module keeps what it saw."""
 
 from __future__ import annotations
 
+import errno
 import signal
 from pathlib import Path
 
-from tuner.errors import storage_reason_in_text
+from tuner import storage
+from tuner.errors import STORAGE_ERRNOS, StorageFault, storage_reason_in_text
+from tuner.experiment import records as records_module
+from tuner.spec import ExperimentSpec
 
 _seen: dict[str, str] = {}  # the fault this driver process saw in its current run: {"trial": id, "reason": ...}
 
@@ -40,3 +44,27 @@ def notice(trial_id: str, error_file: str | None) -> None:
     stop = signal.getsignal(signal.SIGUSR1)
     if callable(stop):  # Tuner.fit's handler (installed in the main thread)
         stop(signal.SIGUSR1, None)
+
+
+def run_stopped(spec: ExperimentSpec, directory: str, fault: dict[str, str]) -> StorageFault:
+    """One line for a run that a full disk (a quota, a read-only file system) stopped: where, how much room the rest
+    of the run needs (estimated from what each recorded epoch took so far), and that the same command resumes."""
+    where = f"{spec.storage}: {fault['reason']} (trial {fault['trial']} could not write)"
+    resume = "then run the same command again: it resumes where it stopped, with every record kept"
+    if fault["reason"] == STORAGE_ERRNOS[errno.EROFS]:
+        return StorageFault(f"{where}; make it writable, {resume}")
+    free, used = storage.free_bytes(directory), storage.folder_size(directory)
+    epochs = len(records_module.load(directory))
+    left = spec.trial_count() * spec.fixed.epochs - epochs
+    need = f"; the rest of the run needs up to about {_size(used / max(epochs, 1) * left)}" if left > 0 else ""
+    room = f"; {_size(free)} free" if free is not None else ""
+    return StorageFault(f"{where}{room}{need}; free space, {resume}")
+
+
+def _size(count: float) -> str:
+    unit = "bytes"
+    for larger in ("KiB", "MiB", "GiB"):
+        if count < 1024:
+            break
+        count, unit = count / 1024, larger
+    return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
