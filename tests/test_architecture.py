@@ -18,7 +18,8 @@ from tests.fake_experiment import K, write_trial
 from tuner.recsys.hyperparameters import Hyperparameters
 
 PACKAGE = Path(__file__).resolve().parents[1] / "tuner"
-BASE = ("tuner.vocabulary", "tuner.errors", "tuner.storage", "tuner.yaml_loader", "tuner.timeline", "tuner.spec")
+BASE = ("tuner.vocabulary", "tuner.errors", "tuner.storage", "tuner.yaml_loader", "tuner.timeline", "tuner.spec",
+        "tuner.search_space")
 
 # module prefix -> what its imports may not start with
 COMMANDS = ("tuner.cli", "tuner.train_command", "tuner.console")  # the top: what the commands run and print

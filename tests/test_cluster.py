@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import epochs_written, kill_tree
 from tuner.errors import AuthenticationRefused, ClusterError, UsageError, VersionMismatchError
 from tuner.experiment import records
-from tuner.tuning.cluster import check_address, entrypoint
+from tuner.tuning.ray_jobs import check_address, entrypoint
 
 SPEC = """\
 name: on-cluster
@@ -261,7 +261,7 @@ def test_only_an_authentication_error_counts_as_bad_input(monkeypatch):
     import ray.job_submission
     from ray.exceptions import AuthenticationError
 
-    from tuner.tuning import cluster
+    from tuner.tuning import ray_jobs
 
     def refuse(error):
         def construct(address):
@@ -271,10 +271,10 @@ def test_only_an_authentication_error_counts_as_bad_input(monkeypatch):
     address = "http://127.0.0.1:54039"
     monkeypatch.setattr(ray.job_submission, "JobSubmissionClient", refuse(ConnectionError(f"Failed to connect to {address}")))
     with pytest.raises(ClusterError):
-        cluster.client(address)
+        ray_jobs.client(address)
     monkeypatch.setattr(ray.job_submission, "JobSubmissionClient", refuse(AuthenticationError("Authentication failed")))
     with pytest.raises(AuthenticationRefused, match="Authentication failed"):
-        cluster.client(address)
+        ray_jobs.client(address)
 
 
 class _JobsWhoseAgentComesUpLate:
@@ -295,27 +295,27 @@ class _JobsWhoseAgentComesUpLate:
 
 
 def test_submit_waits_for_a_cluster_whose_job_agent_is_not_up_yet(tmp_path, monkeypatch):
-    from tuner.tuning import cluster
+    from tuner.tuning import ray_jobs
 
     jobs = _JobsWhoseAgentComesUpLate(refusals=2)
-    monkeypatch.setattr(cluster, "client", lambda address, allow_insecure=False: jobs)
-    monkeypatch.setattr(cluster, "AGENT_RETRY_S", 0.0)
-    assert cluster.submit(_spec(tmp_path, "late")) == "raysubmit_1" and jobs.submissions == 3
+    monkeypatch.setattr(ray_jobs, "client", lambda address, allow_insecure=False: jobs)
+    monkeypatch.setattr(ray_jobs, "AGENT_RETRY_S", 0.0)
+    assert ray_jobs.submit(_spec(tmp_path, "late")) == "raysubmit_1" and jobs.submissions == 3
 
     never = _JobsWhoseAgentComesUpLate(refusals=10**6)  # an agent that never comes: one line, exit 1, not bad input
-    monkeypatch.setattr(cluster, "client", lambda address, allow_insecure=False: never)
-    monkeypatch.setattr(cluster, "AGENT_WAIT_S", 0.0)
+    monkeypatch.setattr(ray_jobs, "client", lambda address, allow_insecure=False: never)
+    monkeypatch.setattr(ray_jobs, "AGENT_WAIT_S", 0.0)
     with pytest.raises(ClusterError, match="submitting the job failed: .*try again later"):
-        cluster.submit(_spec(tmp_path, "never"))
+        ray_jobs.submit(_spec(tmp_path, "never"))
 
 
 def test_submit_takes_runs_options(tmp_path):
-    from tuner.cli import _run_overrides
+    from tuner.cli.common import run_overrides
 
     spec = _spec(tmp_path, "opts")
-    assert _run_overrides(spec, "other", None, 5, 2, False, ["fixed.lr=0.1"]) == [
+    assert run_overrides(spec, "other", None, 5, 2, False, ["fixed.lr=0.1"]) == [
         "name=other", "search.num_samples=5", "search.max_concurrent=2", "fixed.lr=0.1"]
-    smoke = _run_overrides(spec, None, None, None, None, True, [])
+    smoke = run_overrides(spec, None, None, None, None, True, [])
     assert "fixed.epochs=2" in smoke and smoke[-1] == "name=opts-smoke"
 
 
@@ -388,7 +388,8 @@ def test_a_job_on_a_cluster_with_another_ray_is_refused_in_one_line_and_other_pa
     the client. The job compares its node's versions with the submitter's, which submit passes it."""
     import json
 
-    from tuner.tuning.cluster import check_submitter_versions, job_runtime_env, package_versions
+    from tuner.tuning.package_versions import check_submitter_versions, package_versions
+    from tuner.tuning.ray_jobs import job_runtime_env
 
     ours = package_versions()
     passed = json.loads(job_runtime_env({}, {})["env_vars"]["TUNER_SUBMITTED_WITH"])

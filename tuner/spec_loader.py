@@ -17,7 +17,8 @@ from tuner.errors import ModelContractError, SpecError
 from tuner.recsys.hyperparameters import Hyperparameters
 from tuner.recsys.models import hyperparameter_model, locate
 from tuner.recsys.models.contract import dry_run
-from tuner.spec import ExperimentSpec, check_drawable_values, read_spec
+from tuner.search_space import check_drawable_values
+from tuner.spec import ExperimentSpec, read_spec
 
 
 def load_spec(path: str | Path, overrides: Sequence[str] = (), fixing_wins: bool = False) -> ExperimentSpec:

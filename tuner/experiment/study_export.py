@@ -16,7 +16,8 @@ import optuna
 import pandas as pd
 
 from tuner import storage
-from tuner.spec import ExperimentSpec, ParamSpec
+from tuner.search_space import ParamSpec
+from tuner.spec import ExperimentSpec
 from tuner.vocabulary import STUDY_FILE, StopReason, decode_param, param_column
 
 _STATES = {
@@ -42,17 +43,20 @@ def export_study(spec: ExperimentSpec, records: pd.DataFrame, trials: pd.DataFra
     path = storage.join(directory, STUDY_FILE)
     with tempfile.TemporaryDirectory() as scratch:
         local = os.path.join(scratch, STUDY_FILE)
-        build_study(spec, records, trials, storage=f"sqlite:///{local}")
+        build_study(spec, records, trials, optuna_storage=f"sqlite:///{local}")
         with open(local, "rb") as f:
             storage.write_bytes(path, f.read())
     return path
 
 
-def build_study(spec: ExperimentSpec, records: pd.DataFrame, trials: pd.DataFrame, storage: str | None = None) -> optuna.Study:
-    """An Optuna study holding `trials` (rows of summarize.trial_table), in memory unless `storage` is given."""
+def build_study(
+    spec: ExperimentSpec, records: pd.DataFrame, trials: pd.DataFrame, optuna_storage: str | None = None
+) -> optuna.Study:
+    """An Optuna study holding `trials` (rows of summarize.trial_table), in memory unless `optuna_storage` (an Optuna
+    storage URL) is given."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
-        storage=storage, study_name=spec.name, direction=spec.objective.direction
+        storage=optuna_storage, study_name=spec.name, direction=spec.objective.direction
     )
     distributions = {name: optuna_distribution(param) for name, param in spec.searched().items()}
     in_start_order = trials.sort_values(["trial_started", "trial_id"]) if "trial_started" in trials else trials

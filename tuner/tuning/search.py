@@ -62,7 +62,7 @@ def prepare_tune(plan: Plan) -> None:
 
 
 def new_tuner(
-    spec: ExperimentSpec, data: SplitData, storage: str, experiment_dir: str, plan: Plan,
+    spec: ExperimentSpec, data: SplitData, storage_path: str, experiment_dir: str, plan: Plan,
     earlier: pd.DataFrame | None = None, warm_start: list[dict] | None = None,
 ) -> tune.Tuner:
     """A new Tune run of the spec. `earlier`: the trial table of the trials this experiment ran before (it is being
@@ -88,14 +88,14 @@ def new_tuner(
             trial_dirname_creator=trial_dirname,
             reuse_actors=True,  # a new trial reuses a finished trial's worker: no fresh process importing torch
         ),
-        run_config=_run_config(spec, storage, experiment_dir, earlier=done),
+        run_config=_run_config(spec, storage_path, experiment_dir, earlier=done),
     )
 
 
-def _run_config(spec: ExperimentSpec, storage: str, experiment_dir: str, earlier: int = 0) -> tune.RunConfig:
+def _run_config(spec: ExperimentSpec, storage_path: str, experiment_dir: str, earlier: int = 0) -> tune.RunConfig:
     return tune.RunConfig(
         name=spec.name,
-        storage_path=storage,
+        storage_path=storage_path,
         callbacks=[
             StopOnStorageFault(),
             RecordStopReasons(experiment_dir, spec.fixed.k),
