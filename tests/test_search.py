@@ -291,3 +291,15 @@ def test_state_saved_by_older_tuners_still_restores():
                          ("RecordStopReasons", callbacks), ("StopOnStorageFault", callbacks),
                          ("MetricNamesForMLflow", callbacks)]:
         assert pickle.loads(f"ctuner.tuning.search\n{name}\n.".encode()) is getattr(module, name)
+
+
+def test_how_a_trial_ended_is_decided_once_from_its_last_report():
+    """The rule the records' callback, the progress lines and the live search share (vocabulary.how_it_ended)."""
+    from tuner.vocabulary import StopReason, how_it_ended
+
+    assert how_it_ended({"epoch": EPOCHS}, EPOCHS) is StopReason.FINISHED
+    assert how_it_ended({"epoch": 4}, EPOCHS) is StopReason.EARLY_STOPPED
+    assert how_it_ended(None, EPOCHS) is StopReason.EARLY_STOPPED
+    assert how_it_ended({"epoch": 3, "ended_itself": "collapsed"}, EPOCHS) is StopReason.COLLAPSED
+    assert how_it_ended({"epoch": 3, "ended_itself": "diverged"}, EPOCHS) is StopReason.DIVERGED
+    assert how_it_ended({"epoch": EPOCHS}, EPOCHS, errored=True) is StopReason.FAILED

@@ -167,6 +167,19 @@ TRIAL_STATES = (*(reason.value for reason in StopReason), RUNNING)  # the order 
 ENDED_ITSELF = "ended_itself"
 
 
+def how_it_ended(last_result: dict | None, epochs: float, errored: bool = False) -> StopReason:
+    """How a trial that Ray has ended ended, from its last report to Tune: the one rule the records' callback, the
+    progress lines and the live search apply. The trainable reports what it decided itself under ENDED_ITSELF (and
+    writes finished, diverged and collapsed into its records); a trial that reached its last epoch finished; one
+    Ray ended before that was stopped by the scheduler; one that raised for good failed."""
+    if errored:
+        return StopReason.FAILED
+    result = last_result or {}
+    if result.get(ENDED_ITSELF):
+        return StopReason(result[ENDED_ITSELF])
+    return StopReason.FINISHED if result.get("epoch", 0) >= epochs else StopReason.EARLY_STOPPED
+
+
 # ---- the experiment folder: <storage>/<name>/ ----------------------------------------------------------------
 
 SPEC_FILE = "tuner-spec.json"  # the spec it was started with

@@ -20,7 +20,7 @@ from tuner.search_space import ParamSpec
 from tuner.spec import ExperimentSpec
 from tuner.vocabulary import STUDY_FILE, StopReason, decode_param, param_column
 
-_STATES = {
+STUDY_STATES = {  # how a trial ended -> what Optuna is told (live, and in the exported study)
     StopReason.FINISHED: optuna.trial.TrialState.COMPLETE,
     StopReason.EARLY_STOPPED: optuna.trial.TrialState.PRUNED,
     StopReason.FAILED: optuna.trial.TrialState.FAIL,
@@ -61,7 +61,7 @@ def build_study(
     distributions = {name: optuna_distribution(param) for name, param in spec.searched().items()}
     in_start_order = trials.sort_values(["trial_started", "trial_id"]) if "trial_started" in trials else trials
     for _, trial in in_start_order.iterrows():  # Optuna numbers trials in the order they are added
-        state = _STATES.get(trial["stop_reason"])
+        state = STUDY_STATES.get(trial["stop_reason"])
         if state is None:
             continue  # still running (interrupted): not part of the study yet
         rows = records[(records["trial_id"] == trial["trial_id"]) & records["evaluated"]]

@@ -4,6 +4,7 @@ every trial as an MLflow run (tuning.progress.ProgressLines prints the progress 
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import warnings
 
@@ -15,23 +16,25 @@ from tuner.errors import SpecError
 from tuner.experiment.records import RecordWriter
 from tuner.spec import ExperimentSpec
 from tuner.tuning import storage_faults
-from tuner.vocabulary import StopReason
+from tuner.vocabulary import StopReason, how_it_ended
 
 
 class RecordStopReasons(tune.Callback):
-    """Ends a trial's records the moment Ray ends the trial: a trial that the scheduler stopped gets
-    `early_stopped`, one that failed for good `failed` (the trainable writes `finished` and `diverged` itself),
-    and every ended trial's epochs are compacted. So an interrupted run's records already tell stopped trials
-    from unfinished ones."""
+    """Ends a trial's records the moment Ray ends the trial, with how it ended (vocabulary.how_it_ended: the
+    trainable has written finished, diverged and collapsed already; a trial the scheduler stopped gets
+    `early_stopped`, one that failed for good `failed`), and compacts every ended trial's epochs. So an
+    interrupted run's records already tell stopped trials from unfinished ones."""
 
-    def __init__(self, experiment_dir: str, ks: tuple[int, ...]):
-        self.experiment_dir, self.ks = experiment_dir, ks
+    epochs: float = math.inf  # a callback restored from a run saved before it knew the epochs: never "finished"
+
+    def __init__(self, experiment_dir: str, ks: tuple[int, ...], epochs: int):
+        self.experiment_dir, self.ks, self.epochs = experiment_dir, ks, epochs
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self._end(trial.trial_id, StopReason.EARLY_STOPPED)
+        self._end(trial.trial_id, how_it_ended(trial.last_result, self.epochs))
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self._end(trial.trial_id, StopReason.FAILED)
+        self._end(trial.trial_id, how_it_ended(trial.last_result, self.epochs, errored=True))
 
     def _end(self, trial_id: str, stop_reason: StopReason) -> None:
         try:

@@ -15,7 +15,7 @@ from typing import TextIO
 from ray import tune
 
 from tuner.recsys.selection import BestEpoch
-from tuner.vocabulary import ENDED_ITSELF, ERROR_FILE, Objective, StopReason
+from tuner.vocabulary import ERROR_FILE, Objective, StopReason, how_it_ended
 
 
 @dataclass
@@ -108,15 +108,11 @@ class ProgressLines(tune.Callback):
             self.tally.offer(trial.trial_id, result)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        result = trial.last_result or {}
-        if result.get(ENDED_ITSELF):
-            how = StopReason(result[ENDED_ITSELF])
-        else:
-            how = StopReason.FINISHED if result.get("epoch") == self.epochs else StopReason.EARLY_STOPPED
-        self._print(trial, how)
+        self._print(trial, how_it_ended(trial.last_result, self.epochs))
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self._print(trial, StopReason.FAILED, f" ({_error_of(trial)}; {_error_path(trial)} has the whole traceback)")
+        self._print(trial, how_it_ended(trial.last_result, self.epochs, errored=True),
+                    f" ({_error_of(trial)}; {_error_path(trial)} has the whole traceback)")
 
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:
         """A failed attempt that Ray retries: one line (Ray's own traceback is left out, see search.fit)."""

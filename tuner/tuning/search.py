@@ -98,7 +98,7 @@ def _run_config(spec: ExperimentSpec, storage_path: str, experiment_dir: str, ea
         storage_path=storage_path,
         callbacks=[
             StopOnStorageFault(),
-            RecordStopReasons(experiment_dir, spec.fixed.k),
+            RecordStopReasons(experiment_dir, spec.fixed.k, spec.fixed.epochs),
             ProgressLines(spec.metric, spec.mode, spec.trial_count(), spec.fixed.epochs, earlier=earlier),
             *mlflow_callbacks(spec, experiment_dir),
         ],

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
+from tuner.experiment.study_export import STUDY_STATES
 from tuner.spec import ExperimentSpec
-from tuner.vocabulary import ENDED_ITSELF, PRODUCED_METRICS, Objective, StopReason, decode_param, param_column
+from tuner.vocabulary import PRODUCED_METRICS, Objective, StopReason, decode_param, how_it_ended, param_column
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,11 +55,14 @@ class EpochOptunaSearch(OptunaSearch):
         super().restore(checkpoint_path)  # sets them, unless the state was saved before tuner kept them
         self._epochs = epochs
 
+    def _told_as(self, result: dict | None, error: bool = False) -> optuna.trial.TrialState:
+        return STUDY_STATES[how_it_ended(result, self._epochs, errored=error)]
+
     def _suggested_it(self, trial_id: str) -> bool:
         return self._suggested is None or trial_id in self._suggested
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if _failed(result) or not self._suggested_it(trial_id):
+        if self._told_as(result) == optuna.trial.TrialState.FAIL or not self._suggested_it(trial_id):
             return  # a failed or diverged trial's last report carries the worst value, not a measured one
         if result["epoch"] <= self._last_epoch_told.get(trial_id, 0):
             return  # a trial resumed from its checkpoint runs the epochs after it again: Optuna has them (and warns)
@@ -71,20 +75,17 @@ class EpochOptunaSearch(OptunaSearch):
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if not self._suggested_it(trial_id):
             return
-        if error or _failed(result):
+        state = self._told_as(result, error)
+        if state == optuna.trial.TrialState.FAIL:
             super().on_trial_complete(trial_id, result=None, error=True)
             return
         if result is not None:
             self.on_trial_result(trial_id, result)  # the result the scheduler stopped the trial at is not told before
-        if result is None or (result["epoch"] < self._epochs and result.get(ENDED_ITSELF) != StopReason.COLLAPSED):
-            super().on_trial_complete(trial_id, result=None)  # the scheduler stopped it: PRUNED
+        if state == optuna.trial.TrialState.PRUNED or result is None:
+            super().on_trial_complete(trial_id, result=None)
         else:
             best = self._best_told.get(trial_id, result[self.metric])  # a state saved before tuner kept it: the last
             super().on_trial_complete(trial_id, {**result, self.metric: best})
-
-
-def _failed(result: dict | None) -> bool:
-    return (result or {}).get(ENDED_ITSELF) in (StopReason.FAILED, StopReason.DIVERGED)
 
 
 def optuna_sampler(spec: ExperimentSpec) -> optuna.samplers.BaseSampler:
