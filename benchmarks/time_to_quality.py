@@ -40,10 +40,14 @@ CONTENDERS = ("tuner", "optuna", "raytune")
 # ---- the race's spec -------------------------------------------------------------------------------------------
 
 
-def race_spec(path: str, trials: int | None, epochs: int | None, seed: int, storage: str) -> dict:
+def race_spec(path: str, trials: int | None, epochs: int | None, seed: int, storage: str,
+              dataset: str | None = None) -> dict:
     """The spec as shipped, with the race's budget (the same for every contender) and this search seed. Fewer epochs
-    than shipped shrink ASHA's grace period in proportion."""
+    than shipped shrink ASHA's grace period in proportion. `dataset`: another named dataset (a held-out check)."""
     document = yaml.safe_load(Path(path).read_text())
+    if dataset is not None:
+        document["dataset"]["name"] = dataset
+        document["name"] = f"{document['name']}-on-{dataset}"
     document.setdefault("search", {})["seed"] = seed
     if trials is not None:
         document["search"]["num_samples"] = trials
@@ -311,6 +315,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int)
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--tolerance", type=float, default=0.005)
+    parser.add_argument("--dataset", help="run the spec on another named dataset (one not used to choose defaults)")
     parser.add_argument("--only", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
     parser.add_argument("--tuner-from", nargs="+", default=[], metavar="NAME=DIR",
                         help="also race tuner as another checkout has it (its code and its spec file), as tuner@NAME")
@@ -335,7 +340,8 @@ def main() -> None:
         for contender in contenders:
             storage = tempfile.mkdtemp(prefix="race-runs-")
             source = sources.get(contender.removeprefix("tuner@")) if contender.startswith("tuner@") else None
-            spec = race_spec(os.path.join(source or ".", args.spec), args.trials, args.epochs, seed, storage)
+            spec = race_spec(os.path.join(source or ".", args.spec), args.trials, args.epochs, seed, storage,
+                             args.dataset)
             name = spec["name"]
             key = parse_metric_key(spec["metric"])
             test_key = metric_key("test", key.metric, key.k)
@@ -349,7 +355,8 @@ def main() -> None:
                   f"{curve[-1][1] if curve else float('nan'):.4f}", flush=True)
     summary = summarize(runs, args.tolerance)
     RESULTS.mkdir(exist_ok=True)
-    payload = {"spec": args.spec, "trials": args.trials, "epochs": args.epochs, "seeds": args.seeds, "tuner_from": sources,
+    payload = {"spec": args.spec, "dataset": args.dataset, "trials": args.trials, "epochs": args.epochs,
+               "seeds": args.seeds, "tuner_from": sources,
                "machine": f"{platform.node()}, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}",
                **summary, "runs": runs}
     (RESULTS / f"time_to_quality_{name}.json").write_text(json.dumps(payload, indent=2))
