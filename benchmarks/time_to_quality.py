@@ -284,25 +284,35 @@ def summarize(runs: dict[str, list[dict]], tolerance: float) -> dict:
 
 
 def plot(runs: dict[str, list[dict]], line: float, path: Path, title: str) -> None:
+    """Per contender, the median over seeds of the answer's test value at each moment (a seed without an answer yet
+    counts as none) and a band from the worst to the best seed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
     figure, axis = plt.subplots(figsize=(7.5, 4))
     colors = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:grey")
     for color, (contender, contender_runs) in zip(colors, runs.items()):
-        for index, run in enumerate(contender_runs):
-            if run["curve"]:
-                times, values = zip(*run["curve"])
-                axis.step([*times, run["wall"]], [*values, values[-1]], where="post", color=color, alpha=0.8,
-                          label=contender if index == 0 else None)
-    axis.axhline(line, color="grey", linestyle="--", linewidth=1, label="best - tolerance")
+        end = max(run["wall"] for run in contender_runs)
+        grid = np.linspace(0, end, 400)
+        values = np.array([[np.nan if (q := quality_at(run["curve"], t)) is None or t > run["wall"] else q for t in grid]
+                           for run in contender_runs])
+        known = ~np.isnan(values).all(axis=0)
+        with np.errstate(all="ignore"):
+            median = np.nanmedian(np.where(np.isnan(values), -np.inf, values), axis=0)
+        median[~known | ~np.isfinite(median)] = np.nan
+        axis.plot(grid, median, color=color, label=f"{contender} (median of {len(contender_runs)} seeds)")
+        axis.fill_between(grid, np.nanmin(values, axis=0, initial=np.inf, where=~np.isnan(values)),
+                          np.nanmax(values, axis=0, initial=-np.inf, where=~np.isnan(values)),
+                          where=known, color=color, alpha=0.15, linewidth=0)
+    axis.axhline(line, color="grey", linestyle="--", linewidth=1, label="the line: best final value - tolerance")
     axis.set_xlabel("seconds since the command started")
     axis.set_ylabel("test value of the answer so far")
     axis.set_title(title, fontsize=10)
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
+    axis.legend(fontsize=7, loc="lower right")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
 
@@ -316,6 +326,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--tolerance", type=float, default=0.005)
     parser.add_argument("--dataset", help="run the spec on another named dataset (one not used to choose defaults)")
+    parser.add_argument("--replot", help="a results JSON this script wrote: summarise and plot it again, run nothing")
     parser.add_argument("--only", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
     parser.add_argument("--tuner-from", nargs="+", default=[], metavar="NAME=DIR",
                         help="also race tuner as another checkout has it (its code and its spec file), as tuner@NAME")
@@ -328,6 +339,16 @@ def main() -> None:
     if args.contender:
         run = plain_optuna if args.contender == "optuna" else plain_ray_tune
         run(args.spec_json, args.data_dir, args.out, args.started)
+        return
+
+    if args.replot:
+        saved = json.loads(Path(args.replot).read_text())
+        summary = summarize(saved["runs"], saved["tolerance"])
+        Path(args.replot).write_text(json.dumps({**saved, **summary}, indent=2))
+        name = Path(args.replot).stem.removeprefix("time_to_quality_")
+        plot(saved["runs"], summary["line"], Path(args.replot).with_suffix(".png"),
+             f"{name}: answer quality against time ({len(saved['seeds'])} seeds)")
+        print(json.dumps({k: v for k, v in summary.items()}, indent=2))
         return
 
     from tuner.vocabulary import metric_key, parse_metric_key
