@@ -46,19 +46,18 @@ def make_experiment(directory: Path, trials: int, epochs: int) -> None:
         hp = spec.trial_hyperparameters({"lr": float(10 ** rng.uniform(-4, -1)), "embedding_dim": int(rng.choice([32, 64, 128])),
                                          "num_layers": int(rng.integers(1, 5))})
         writer = records.RecordWriter(str(directory), f"trial{t:04d}", spec.fixed.k)
+        identity = records.TrialIdentity(experiment=directory.name, trial_id=f"trial{t:04d}", attempt=1, model="lightgcn",
+                                         dataset="synthetic", split_hash="0" * 16, seed=0, device="cpu",
+                                         trial_started=float(t), params=records.param_values(hp))
         ceiling = rng.uniform(0.1, 0.4)
         for epoch in range(1, epochs + 1):
             level = ceiling * (1 - np.exp(-epoch / 20))
-            row = {
-                "experiment": directory.name, "trial_id": f"trial{t:04d}", "attempt": 1, "model": "lightgcn",
-                "dataset": "synthetic", "split_hash": "0" * 16, "seed": 0, "device": "cpu", "trial_started": float(t),
-                "epoch": epoch, "status": "ended" if epoch == epochs else "running",
-                "stop_reason": "finished" if epoch == epochs else None, "loss": 1 / epoch, "bpr_loss": 1 / epoch,
-                "epoch_seconds": 1.0, "sample_seconds": 0.1, "eval_seconds": 0.1, "cumulative_seconds": float(epoch),
-                "evaluated": True, **{name: level * rng.uniform(0.9, 1.1) for name in metric_names},
-                **records.param_values(hp),
-            }
-            writer.write(row)
+            writer.write(records.EpochRecord(
+                identity, epoch=epoch, status="ended" if epoch == epochs else "running",
+                stop_reason="finished" if epoch == epochs else None, loss=1 / epoch, bpr_loss=1 / epoch,
+                epoch_seconds=1.0, sample_seconds=0.1, eval_seconds=0.1, cumulative_seconds=float(epoch),
+                evaluated=True, metrics={name: level * rng.uniform(0.9, 1.1) for name in metric_names},
+            ))
         writer.compact()  # as tuner does when a trial ends
 
 

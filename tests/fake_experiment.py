@@ -39,20 +39,17 @@ def write_trial(directory, trial_id, hp: Hyperparameters, epochs_metrics, stop_r
     default to 0.1. The trial is a LightGCN's: its own hyperparameters default as LightGCN's do."""
     hp = hp.model_copy(update={"embedding_dim": 64, "num_layers": 3, **hp.model_values()})
     writer = records.RecordWriter(directory, trial_id, [K], {name: type(v) for name, v in hp.model_values().items()})
+    identity = records.TrialIdentity(experiment="fake", trial_id=trial_id, attempt=1, model="lightgcn",
+                                     dataset="synthetic", split_hash="abc", seed=hp.seed, device=device,
+                                     trial_started=float(hash(trial_id) % 1000), params=records.param_values(hp))
     for epoch, metrics in enumerate(epochs_metrics, start=1):
         last = epoch == len(epochs_metrics)
-        row = {
-            "experiment": "fake", "trial_id": trial_id, "attempt": 1, "model": "lightgcn", "dataset": "synthetic",
-            "split_hash": "abc", "seed": hp.seed, "device": device, "trial_started": float(hash(trial_id) % 1000),
-            "epoch": epoch, "status": "ended" if last else "running", "stop_reason": stop_reason if last else None,
-            "loss": 1.0 / epoch, "bpr_loss": 1.0 / epoch, "epoch_seconds": 1.0, "sample_seconds": 0.1,
-            "eval_seconds": 0.1, "cumulative_seconds": float(epoch), "evaluated": metrics is not None,
-            **records.param_values(hp),
-        }
-        if metrics is not None:
-            row.update({name: 0.1 for name in metric_columns([K])})
-            row.update(metrics)
-        writer.write(row)
+        writer.write(records.EpochRecord(
+            identity, epoch=epoch, status="ended" if last else "running", stop_reason=stop_reason if last else None,
+            loss=1.0 / epoch, bpr_loss=1.0 / epoch, epoch_seconds=1.0, sample_seconds=0.1, eval_seconds=0.1,
+            cumulative_seconds=float(epoch), evaluated=metrics is not None,
+            metrics={} if metrics is None else {**{name: 0.1 for name in metric_columns([K])}, **metrics},
+        ))
 
 
 def write_baselines(directory, mostpop_metrics):

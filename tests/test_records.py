@@ -8,13 +8,14 @@ from tuner.experiment import records
 from tuner.recsys.hyperparameters import Hyperparameters
 
 
-def _row(trial, epoch, attempt=1, stop_reason=None, recall=0.1):
-    return {
-        "experiment": "e", "trial_id": trial, "attempt": attempt, "model": "mf", "dataset": "synthetic",
-        "split_hash": "h", "seed": 0, "device": "cpu", "epoch": epoch, "status": "ended" if stop_reason else "running",
-        "stop_reason": stop_reason, "loss": 1.0 / epoch, "evaluated": True, "val/recall@10": recall,
-        **records.param_values(Hyperparameters(k=[10])),
-    }
+def _row(trial, epoch, attempt=1, stop_reason=None, recall=0.1) -> records.EpochRecord:
+    identity = records.TrialIdentity(experiment="e", trial_id=trial, attempt=attempt, model="mf", dataset="synthetic",
+                                     split_hash="h", seed=0, device="cpu", trial_started=None,
+                                     params=records.param_values(Hyperparameters(k=[10])))
+    return records.EpochRecord(identity, epoch=epoch, status="ended" if stop_reason else "running",
+                               stop_reason=stop_reason, loss=1.0 / epoch, bpr_loss=None, epoch_seconds=None,
+                               sample_seconds=None, eval_seconds=None, cumulative_seconds=None, evaluated=True,
+                               metrics={"val/recall@10": recall})
 
 
 def test_schema_has_every_metric_and_hyperparameter():
@@ -91,7 +92,7 @@ def test_an_experiment_begun_with_trial_id_folders_and_attempt_markers_is_read_a
     legacy = tmp_path / "records" / "trial_id=t1"
     legacy.mkdir(parents=True)
     (legacy / "attempt=1").touch()
-    pq.write_table(pa.Table.from_pylist([_row("t1", 1)], schema=records.record_schema([10])), legacy / "epoch=1.parquet")
+    pq.write_table(pa.Table.from_pylist([_row("t1", 1).row()], schema=records.record_schema([10])), legacy / "epoch=1.parquet")
     assert provenance.next_attempt(str(tmp_path), "t1") == 2  # the marker counts
     records.RecordWriter(str(tmp_path), "t1", [10]).write(_row("t1", 2, attempt=2))
     assert sorted(p.name for p in legacy.iterdir()) == ["attempt=1", "epoch=1.parquet", "epoch=2.parquet"]
@@ -138,7 +139,7 @@ def test_compaction_keeps_every_row_in_one_file(tmp_path):
 def test_files_with_differing_schemas_are_read_as_one(tmp_path):
     """A metric stored as an integer in one file, a column only one file has: read, unified, nothing lost."""
     records.RecordWriter(str(tmp_path), "t1", [10]).write(_row("t1", 1))
-    table = pa.Table.from_pylist([{**_row("t2", 1), "val/recall@10": 1, "note": "extra"}])
+    table = pa.Table.from_pylist([{**_row("t2", 1).row(), "val/recall@10": 1, "note": "extra"}])
     folder = tmp_path / "records" / "t2"
     folder.mkdir(parents=True)
     pq.write_table(table, folder / "epoch=1.parquet")

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import posixpath
 import warnings
-from typing import Any, Iterable
+from dataclasses import dataclass, fields
+from typing import Any, Iterable, get_args, get_type_hints
 
 import pandas as pd
 import pyarrow as pa
@@ -36,27 +37,64 @@ from tuner.vocabulary import (
     param_column,
 )
 
-_BASE_FIELDS = [
-    pa.field("experiment", pa.string(), nullable=False),
-    pa.field("trial_id", pa.string(), nullable=False),
-    pa.field("attempt", pa.int32(), nullable=False),
-    pa.field("model", pa.string(), nullable=False),
-    pa.field("dataset", pa.string(), nullable=False),
-    pa.field("split_hash", pa.string(), nullable=False),
-    pa.field("seed", pa.int64(), nullable=False),
-    pa.field("device", pa.string()),
-    pa.field("trial_started", pa.float64()),  # unix time of the trial's first start (orders trials)
-    pa.field("epoch", pa.int32(), nullable=False),
-    pa.field("status", pa.string(), nullable=False),  # running | ended
-    pa.field("stop_reason", pa.string()),  # null while running, else a vocabulary.StopReason
-    pa.field("loss", pa.float64()),
-    pa.field("bpr_loss", pa.float64()),
-    pa.field("epoch_seconds", pa.float64()),
-    pa.field("sample_seconds", pa.float64()),
-    pa.field("eval_seconds", pa.float64()),
-    pa.field("cumulative_seconds", pa.float64()),
-    pa.field("evaluated", pa.bool_(), nullable=False),
-]
+
+@dataclass(frozen=True)
+class TrialIdentity:
+    """What every record row of one trial attempt repeats."""
+
+    experiment: str
+    trial_id: str
+    attempt: int
+    model: str
+    dataset: str
+    split_hash: str
+    seed: int
+    device: str | None
+    trial_started: float | None  # unix time of the trial's first start (orders trials)
+    params: dict[str, Any]  # param_<name> -> value, as `param_values` gives them
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One row of the records: one epoch of one trial. The records' schema is derived from these fields (and the
+    trial's), then the metric columns, then the hyperparameter columns."""
+
+    trial: TrialIdentity
+    epoch: int
+    status: str  # running | ended
+    stop_reason: str | None  # null while running, else a vocabulary.StopReason
+    loss: float | None
+    bpr_loss: float | None
+    epoch_seconds: float | None
+    sample_seconds: float | None
+    eval_seconds: float | None
+    cumulative_seconds: float | None
+    evaluated: bool
+    metrics: dict[str, float]  # metric key -> value (none when the epoch was not evaluated)
+
+    def row(self) -> dict[str, Any]:
+        identity = {f.name: getattr(self.trial, f.name) for f in fields(TrialIdentity) if f.name != "params"}
+        own = {f.name: getattr(self, f.name) for f in fields(EpochRecord) if f.name not in ("trial", "metrics")}
+        return {**identity, **own, **self.metrics, **self.trial.params}
+
+
+_ARROW_TYPES = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
+_NARROW = {"attempt": pa.int32(), "epoch": pa.int32()}
+
+
+def _fields_of(record_type: type, skip: tuple[str, ...]) -> list[pa.Field]:
+    hints = get_type_hints(record_type)
+    found = []
+    for item in fields(record_type):
+        if item.name in skip:
+            continue
+        kinds = [kind for kind in get_args(hints[item.name]) or (hints[item.name],) if kind is not type(None)]
+        nullable = type(None) in get_args(hints[item.name])
+        found.append(pa.field(item.name, _NARROW.get(item.name, _ARROW_TYPES[kinds[0]]), nullable=nullable))
+    return found
+
+
+_BASE_FIELDS = _fields_of(TrialIdentity, skip=("params",)) + _fields_of(EpochRecord, skip=("trial", "metrics"))
 
 _PARAM_TYPES = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}
 
@@ -97,9 +135,9 @@ class RecordWriter:
     def path(self, epoch: int) -> str:
         return posixpath.join(self.trial_dir, epoch_file(epoch))
 
-    def write(self, row: dict[str, Any]) -> None:
-        table = pa.Table.from_pylist([row], schema=self.schema)
-        with storage.atomic_output(self.path(row["epoch"]), self.fs) as stream:
+    def write(self, record: EpochRecord) -> None:
+        table = pa.Table.from_pylist([record.row()], schema=self.schema)
+        with storage.atomic_output(self.path(record.epoch), self.fs) as stream:
             pq.write_table(table, stream)
 
     def _files(self, prefix: str) -> list[str]:

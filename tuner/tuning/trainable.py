@@ -22,7 +22,7 @@ from ray.tune.result import TIMESTEPS_TOTAL
 from tuner import timeline
 from tuner.errors import DivergedError, one_line, storage_reason
 from tuner.experiment import per_user, provenance
-from tuner.experiment.records import RecordWriter, param_values
+from tuner.experiment.records import EpochRecord, RecordWriter, TrialIdentity, param_values
 from tuner.recsys.data import SplitData
 from tuner.recsys.metrics import Evaluator
 from tuner.recsys.models import ModelSource, Recommender, graph_inputs
@@ -82,11 +82,9 @@ def train_trial(config: dict[str, Any], *, data: SplitData, spec_json: str, expe
     attempt = provenance.next_attempt(experiment_dir, trial_id)
     provenance.record_trial(experiment_dir, trial_id, attempt, device=str(device), split_hash=data.split_hash,
                             seed=hp.seed, model=model.origin(), node=ray.get_runtime_context().get_node_id())
-    base_row = {
-        "experiment": spec.name, "trial_id": trial_id, "attempt": attempt, "model": spec.model,
-        "dataset": data.dataset, "split_hash": data.split_hash, "seed": hp.seed, "device": str(device),
-        "trial_started": progress.trial_started, **param_values(hp),
-    }
+    identity = TrialIdentity(experiment=spec.name, trial_id=trial_id, attempt=attempt, model=spec.model,
+                             dataset=data.dataset, split_hash=data.split_hash, seed=hp.seed, device=str(device),
+                             trial_started=progress.trial_started, params=param_values(hp))
     validation_users = spec.objective.users
     timeline.mark("trial_ready", trial_id=trial_id)
     try:
@@ -95,7 +93,7 @@ def train_trial(config: dict[str, Any], *, data: SplitData, spec_json: str, expe
             timeline.mark("epoch_end", trial_id=trial_id, epoch=result.epoch)
             last = result.epoch == hp.epochs
             ended = StopReason.FINISHED if last else StopReason.COLLAPSED if result.collapsed else None
-            writer.write(_row(base_row, result, progress.cumulative_seconds, ended))
+            writer.write(_record(identity, result, progress.cumulative_seconds, ended))
             if not result.evaluated:
                 continue
             improved = progress.best.offer(result.epoch, result.metrics[spec.metric], result.metrics[validation_users])
@@ -110,7 +108,7 @@ def train_trial(config: dict[str, Any], *, data: SplitData, spec_json: str, expe
             else:
                 _report(report)
     except DivergedError as exc:
-        _report_divergence(spec, writer, base_row, trainer.epochs_done + 1, progress.cumulative_seconds, str(exc))
+        _report_divergence(spec, writer, identity, trainer.epochs_done + 1, progress.cumulative_seconds, str(exc))
     except Exception as exc:
         if storage_reason(exc) is not None:
             raise  # a full disk is not the trial's fault: the run stops (storage_faults) and resumes it later
@@ -150,30 +148,25 @@ def _report_with_checkpoint(report: dict, trainer: Trainer, progress: _Progress)
         _report(report, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
-def _row(base: dict, result: EpochResult, cumulative_seconds: float, stop_reason: StopReason | None) -> dict:
-    return {
-        **base,
-        **result.metrics,
-        "epoch": result.epoch,
-        "status": "ended" if stop_reason else "running",
-        "stop_reason": stop_reason.value if stop_reason else None,
-        "loss": result.loss,
-        "bpr_loss": result.bpr_loss,
-        "epoch_seconds": result.train_seconds + result.eval_seconds,
-        "sample_seconds": result.sample_seconds,
-        "eval_seconds": result.eval_seconds,
-        "cumulative_seconds": cumulative_seconds,
-        "evaluated": result.evaluated,
-    }
+def _record(trial: TrialIdentity, result: EpochResult, cumulative_seconds: float,
+            stop_reason: StopReason | None) -> EpochRecord:
+    return EpochRecord(
+        trial, epoch=result.epoch, status="ended" if stop_reason else "running",
+        stop_reason=stop_reason.value if stop_reason else None, loss=result.loss, bpr_loss=result.bpr_loss,
+        epoch_seconds=result.train_seconds + result.eval_seconds, sample_seconds=result.sample_seconds,
+        eval_seconds=result.eval_seconds, cumulative_seconds=cumulative_seconds, evaluated=result.evaluated,
+        metrics=result.metrics,
+    )
 
 
-def _report_divergence(spec, writer, base_row, epoch, cumulative_seconds, message) -> None:
+def _report_divergence(spec, writer, trial: TrialIdentity, epoch, cumulative_seconds, message) -> None:
     """Record the diverged epoch and end the trial normally (so Ray does not retry it); the report's
     ENDED_ITSELF makes the searcher mark the Optuna trial FAILED, and its metric is the worst possible."""
-    writer.write(
-        {**base_row, "epoch": epoch, "status": "ended", "stop_reason": StopReason.DIVERGED.value, "loss": math.nan,
-         "cumulative_seconds": cumulative_seconds, "evaluated": False}
-    )
+    writer.write(EpochRecord(
+        trial, epoch=epoch, status="ended", stop_reason=StopReason.DIVERGED.value, loss=math.nan, bpr_loss=None,
+        epoch_seconds=None, sample_seconds=None, eval_seconds=None, cumulative_seconds=cumulative_seconds,
+        evaluated=False, metrics={},
+    ))
     _report({"epoch": epoch, spec.metric: spec.objective.worst, ENDED_ITSELF: StopReason.DIVERGED.value,
                  "error": message})
 
