@@ -6,25 +6,26 @@ from __future__ import annotations
 
 import socket
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from tuner import storage, timeline
 from tuner.errors import DataError, ExperimentError, SpecError, StorageError
 from tuner.experiment import dataset_ids, provenance
-from tuner.experiment.inherit import warm_start, with_base
 from tuner.experiment.layout import experiment_dir as make_experiment_dir
 from tuner.experiment.layout import save_spec
 from tuner.experiment.lock import ExperimentLock
 from tuner.experiment.set_aside import set_aside
-from tuner.experiment.settle import RunSummary, settle
 from tuner.spec import ExperimentSpec
 from tuner.tuning import ray_session, ray_state, resources, storage_faults
 from tuner.tuning.start import Folder, Start, decide, read_folder
 from tuner.vocabulary import LOST_DIR
 
-# What runs before Ray starts imports little (Ray itself, pydantic, pyarrow's filesystems); Ray Tune, Optuna and torch
-# are imported by a helper thread while Ray starts (tuning.search, tuning.restore).
+if TYPE_CHECKING:
+    from tuner.experiment.settle import RunSummary
 
-__all__ = ["RunSummary", "run_experiment"]
+# What runs before Ray starts imports little (Ray itself, pydantic, pyarrow's filesystems); pandas, Ray Tune, Optuna
+# and torch are imported by a helper thread while Ray starts (tuning.search, tuning.restore, the records), or where an
+# existing experiment is read.
 
 
 def run_experiment(
@@ -38,13 +39,19 @@ def run_experiment(
         raise StorageError(f"storage: {spec.storage} is a file; expected a folder or a URI (s3://, gs://, file://)")
     storage.create_folder(spec.storage)
     directory = make_experiment_dir(spec.storage, spec.name)
-    if spec.base is not None:
-        spec = with_base(spec, make_experiment_dir(spec.storage, spec.base))
-    first = warm_start(spec)  # read before anything starts: a wrong name is a one-line error at once
+    first: list[dict] = []
+    if spec.base is not None or spec.search.warm_start is not None:  # another experiment's records (pandas)
+        from tuner.experiment.inherit import warm_start, with_base
+
+        if spec.base is not None:
+            spec = with_base(spec, make_experiment_dir(spec.storage, spec.base))
+        first = warm_start(spec)  # read before anything starts: a wrong name is a one-line error at once
     with ExperimentLock(spec.storage, spec.name) as lock:
         folder = read_folder(directory, spec, fresh)
         start, told = decide(spec, folder, resume_errored, restart_errored)
         if start is Start.NOTHING:
+            from tuner.experiment.settle import settle
+
             print(f"{directory}: all {spec.trial_count()} trials have ended; nothing to run", flush=True)
             return settle(spec, directory, {}, spec.trial_count(), rewrite_study=False)  # a rerun changes nothing
         return _run(spec, folder, start, told, lock, data_dir, resume_errored, restart_errored, first)
@@ -119,6 +126,8 @@ def _run(
             ray_session.stop_in_background()  # Ray stops while the run settles
         if storage_faults.seen():
             ray_session.wait_stopped()
+    from tuner.experiment.settle import settle
+
     try:
         summary = settle(spec, directory, restore.trial_statuses(directory), spec.trial_count())
     finally:
@@ -147,7 +156,7 @@ def _start_ray_and_prepare(spec: ExperimentSpec, data_dir: str | None, lock: Exp
 
 
 def _import_and_prepare(spec: ExperimentSpec, data_dir: str | None):
-    from tuner.experiment import read  # noqa: F401 (pandas and the records: imported here, off the critical path)
+    from tuner.experiment import read, settle  # noqa: F401 (pandas and the records: imported here, off the critical path)
     from tuner.recsys.data import prepare
     from tuner.tuning import restore, search  # noqa: F401 (Ray Tune, Optuna, torch: imported off the critical path)
 

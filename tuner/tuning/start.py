@@ -9,13 +9,15 @@ from enum import Enum
 
 from tuner import storage
 from tuner.errors import DataError, ExperimentError
-from tuner.experiment import provenance, records
+from tuner.experiment import provenance
 from tuner.experiment.layout import load_saved_spec, spec_differences
-from tuner.experiment.read import Experiment
 from tuner.experiment.set_aside import recorded_trials
 from tuner.spec import ExperimentSpec
-from tuner.tuning import ray_state, restore
+from tuner.tuning import ray_state
 from tuner.vocabulary import RUNNING
+
+# pandas (the records) and Ray Tune (its saved state) are imported where an existing experiment is read: a new run
+# starts Ray first, while a helper thread imports them (tuning.run)
 
 
 class Start(Enum):
@@ -52,6 +54,10 @@ def read_folder(directory: str, spec: ExperimentSpec, fresh: bool) -> Folder:
     """The facts `decide` needs (none of an experiment that --fresh will start over)."""
     if fresh or not storage.is_dir(directory):
         return Folder(directory, exists=False)
+    from tuner.experiment import records
+    from tuner.experiment.read import Experiment
+    from tuner.tuning import restore
+
     saved = load_saved_spec(directory)
     damaged, writable = ray_state.damaged(directory), ray_state.writable_by_others(directory)
     restorable = restore.can_restore(directory)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from tuner import storage
 from tuner.errors import STORAGE_ERRNOS, StorageFault, storage_reason_in_text
-from tuner.experiment import records as records_module
 from tuner.spec import ExperimentSpec
 
 _seen: dict[str, str] = {}  # the fault this driver process saw in its current run: {"trial": id, "reason": ...}
@@ -53,6 +52,8 @@ def run_stopped(spec: ExperimentSpec, directory: str, fault: dict[str, str]) -> 
     resume = "then run the same command again: it resumes where it stopped, with every record kept"
     if fault["reason"] == STORAGE_ERRNOS[errno.EROFS]:
         return StorageFault(f"{where}; make it writable, {resume}")
+    from tuner.experiment import records as records_module
+
     free, used = storage.free_bytes(directory), storage.folder_size(directory)
     epochs = len(records_module.load(directory))
     left = spec.trial_count() * spec.fixed.epochs - epochs
