@@ -16,6 +16,7 @@ import pytest
 
 from tests.fake_experiment import K, write_trial
 from tuner.recsys.hyperparameters import Hyperparameters
+from tuner.vocabulary import RECORD_COLUMNS, Column
 
 PACKAGE = Path(__file__).resolve().parents[1] / "tuner"
 BASE = ("tuner.vocabulary", "tuner.errors", "tuner.storage", "tuner.yaml_loader", "tuner.timeline", "tuner.spec",
@@ -134,3 +135,64 @@ def test_every_benchmark_script_still_imports_what_it_uses(script):
 
     module_spec = importlib.util.spec_from_file_location(f"benchmark_{script.stem}", script)
     module_spec.loader.exec_module(importlib.util.module_from_spec(module_spec))
+
+
+# ---- column names: the vocabulary's, never a literal --------------------------------------------------------------
+
+FRAME_METHODS = {"groupby", "sort_values", "drop_duplicates", "set_index", "merge", "isin", "dropna", "get", "drop"}
+NAMED_COLUMNS = set(RECORD_COLUMNS) | {Column.EPOCHS_RUN, Column.BEST_EPOCH, Column.TOTAL_SECONDS, Column.USER,
+                                       Column.BASELINE}
+READ_RECORDS = ("tuner.experiment", "tuner.tuning", "tuner.analysis", "tuner.console")  # the layers reading records
+ALLOWED_LITERALS = {
+    ("tuner.tuning.trainable", "best_epoch"),  # a checkpoint's own key, (epoch, value): not the trial table's column
+    ("tuner.experiment.provenance", "model"),  # provenance.json's key for where a user's model came from
+}
+
+
+def _column_literals(tree: ast.AST) -> list[tuple[int, str]]:
+    """String constants naming a record or trial-table column where code indexes a frame, a row or a report with
+    them: `x["epoch"]`, `x[["trial_id", ...]]`, `{"epoch": ...}`, `frame.groupby("trial_id")`, `on="trial_id"`."""
+    found: list[tuple[int, str]] = []
+
+    def strings(node: ast.AST | None) -> list[ast.Constant]:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return [node]
+        if isinstance(node, (ast.List, ast.Tuple)):
+            return [item for element in node.elts for item in strings(element)]
+        return []
+
+    for node in ast.walk(tree):
+        candidates: list[ast.Constant] = []
+        if isinstance(node, ast.Subscript):
+            candidates = strings(node.slice)
+        elif isinstance(node, ast.Dict):
+            candidates = [key for key in node.keys if isinstance(key, ast.Constant) and isinstance(key.value, str)]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in FRAME_METHODS:
+            candidates = [c for argument in [*node.args, *(k.value for k in node.keywords)] for c in strings(argument)]
+        elif isinstance(node, ast.Compare) and any(isinstance(op, (ast.In, ast.NotIn)) for op in node.ops):
+            candidates = strings(node.left)
+        found.extend((c.lineno, c.value) for c in candidates if c.value in NAMED_COLUMNS)
+    return found
+
+
+def test_code_reading_records_names_their_columns_through_the_vocabulary():
+    """A renamed column is one edit in vocabulary.Column; a literal "trial_id" would silently read nothing."""
+    literals = [
+        f"{module}:{line} {value!r}"
+        for path in sorted(PACKAGE.rglob("*.py")) if any(_starts(module := _module_name(path), p) for p in READ_RECORDS)
+        for line, value in _column_literals(ast.parse(path.read_text())) if (module, value) not in ALLOWED_LITERALS
+    ]
+    assert literals == []
+
+
+def test_the_column_checker_finds_literals_wherever_a_frame_is_indexed():
+    code = ('a["epoch"]\na[["trial_id", b]]\n{"stop_reason": 1}\nf.groupby("attempt")\nf.merge(g, on="user")\n'
+            '"loss" in row\na["anything else"]\n')
+    assert [value for _, value in _column_literals(ast.parse(code))] == [
+        "epoch", "trial_id", "stop_reason", "attempt", "user", "loss"]
+
+
+def test_the_vocabulary_names_the_records_fixed_columns_in_the_schemas_order():
+    from tuner.experiment.records import record_schema
+
+    assert tuple(record_schema([K]).names[:len(RECORD_COLUMNS)]) == RECORD_COLUMNS

@@ -105,7 +105,7 @@ def test_ablation_table_means_stds_best_and_baselines():
     assert table.loc["weight_decay=0", "test/recall@10 std"] == pytest.approx(np.std([0.30, 0.34], ddof=1))
     assert math.isnan(table.loc["weight_decay=null", "test/recall@10 std"])  # one seed: no spread
     assert list(table.index[table["best"]]) == ["weight_decay=0"]
-    assert bool(table.loc["mostpop", "baseline"]) and not table.loc["mostpop", "best"]
+    assert bool(table.loc["mostpop", "is_baseline"]) and not table.loc["mostpop", "best"]
     flags = flag_degenerate(table.reset_index(), METRIC)
     assert flags.iloc[0].startswith("not better than MostPop")  # null: 0.1 <= 0.15
     assert flags.iloc[1] == ""

@@ -13,6 +13,7 @@ from tuner.vocabulary import (
     CATALOGUE_METRICS,
     METRICS,
     SPLITS,
+    Column,
     metric_key,
     param_column,
     parse_metric_key,
@@ -91,8 +92,8 @@ def run_summary_text(summary: RunSummary) -> str:
                          if isinstance(best.get(metric_key("test", m, k)), float))
         params = ", ".join(f"{name}={_plain(best[param_column(name)])}" for name in spec.searched()) or "(fixed)"
         lines += [
-            f"best trial {best['trial_id']}: {spec.metric} {best[spec.metric]:.4f} at epoch {int(best['best_epoch'])} "
-            f"of {int(best['epochs_run'])}" + _seconds_note(best.get("total_seconds")),
+            f"best trial {best[Column.TRIAL_ID]}: {spec.metric} {best[spec.metric]:.4f} at epoch {int(best[Column.BEST_EPOCH])} "
+            f"of {int(best[Column.EPOCHS_RUN])}" + _seconds_note(best.get(Column.TOTAL_SECONDS)),
             f"  test at that epoch: {test}",
             f"  config: {params}",
         ]

@@ -116,6 +116,51 @@ def metric_columns(ks: Iterable[int]) -> list[str]:
     ]
 
 
+# ---- record columns: the fixed ones every record row has, then metric keys, then param_<name> -------------------
+
+
+class Column:
+    """The names of the records' fixed columns, in the schema's order (the fields of experiment.records'
+    TrialIdentity then EpochRecord; a test holds them equal), and of the columns the tables built from the records
+    add. Code that reads a frame of records or trials names its columns through these."""
+
+    EXPERIMENT = "experiment"
+    TRIAL_ID = "trial_id"
+    ATTEMPT = "attempt"
+    MODEL = "model"
+    DATASET = "dataset"
+    SPLIT_HASH = "split_hash"
+    SEED = "seed"
+    DEVICE = "device"
+    TRIAL_STARTED = "trial_started"  # unix time of the trial's first start (orders trials)
+    EPOCH = "epoch"  # also the key of the epoch in a trial's reports to Tune, and the scheduler's time attribute
+    STATUS = "status"  # RUNNING | ENDED
+    STOP_REASON = "stop_reason"  # null while running, else a StopReason
+    LOSS = "loss"
+    BPR_LOSS = "bpr_loss"
+    EPOCH_SECONDS = "epoch_seconds"
+    SAMPLE_SECONDS = "sample_seconds"
+    EVAL_SECONDS = "eval_seconds"
+    CUMULATIVE_SECONDS = "cumulative_seconds"
+    EVALUATED = "evaluated"
+    # the trial table's own (experiment.trials): one row per trial
+    EPOCHS_RUN = "epochs_run"
+    BEST_EPOCH = "best_epoch"
+    TOTAL_SECONDS = "total_seconds"
+    # per_user/ files: one row per test user of a trial's best-validation epoch
+    USER = "user"
+    # baselines.parquet: one row per baseline (most popular; MF of rank 8 per seed), with seed, epoch and metrics
+    BASELINE = "baseline"
+    # an ablation's trials (analysis.summarize): the factor's value, as the tables and plots label it
+    FACTOR_VALUE = "value"
+
+
+RECORD_COLUMNS = (
+    Column.EXPERIMENT, Column.TRIAL_ID, Column.ATTEMPT, Column.MODEL, Column.DATASET, Column.SPLIT_HASH, Column.SEED,
+    Column.DEVICE, Column.TRIAL_STARTED, Column.EPOCH, Column.STATUS, Column.STOP_REASON, Column.LOSS, Column.BPR_LOSS,
+    Column.EPOCH_SECONDS, Column.SAMPLE_SECONDS, Column.EVAL_SECONDS, Column.CUMULATIVE_SECONDS, Column.EVALUATED,
+)  # the fixed columns, in order; the metric columns (`metric_columns`) and param_<name> columns follow
+
 # ---- hyperparameters as record columns: param_<name>, a list (K) as text "10,20" --------------------------------
 
 PARAM_PREFIX = "param_"
@@ -159,7 +204,8 @@ class StopReason(str, Enum):
 
 
 SUBMITTED_WITH_ENV = "TUNER_SUBMITTED_WITH"  # a submitted job's variable: the submitting machine's package versions
-RUNNING = "running"  # not a stop reason: what trial tables say of a trial that has not ended
+RUNNING = "running"  # not a stop reason: a record's status, and what trial tables say of a trial that has not ended
+ENDED = "ended"  # the status of a trial's last record once it has ended
 PRODUCED_METRICS = (StopReason.FINISHED.value, StopReason.EARLY_STOPPED.value, StopReason.COLLAPSED.value)  # tables show
 # the key of a trial's last report to Tune when the trial ended itself (diverged, collapsed, or failed the same way
 # twice): its value is that stop reason, and Ray sees the trial end normally (it is not retried)

@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator, NullFormatter  # noqa: E402
 
-from tuner.vocabulary import metric_key  # noqa: E402
+from tuner.vocabulary import Column, metric_key  # noqa: E402
 
 # no timestamps or software versions in the files: the same records give the same bytes
 _SAVE = {"dpi": 110, "metadata": {"Software": None}, "bbox_inches": "tight"}
@@ -28,19 +28,19 @@ def _save(figure, path) -> None:
 
 def ablation_values(table: pd.DataFrame, factor: str, k: int, path) -> None:
     """Precision and recall@K (val and test) against the factor's value, mean ± std over seeds."""
-    rows = table[~table["baseline"]]
+    rows = table[~table["is_baseline"]]
     x = np.arange(len(rows))
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for axis, metric in zip(axes, ("precision", "recall")):
         for split, marker in (("val", "o"), ("test", "s")):
             column = metric_key(split, metric, k)
             axis.errorbar(x, rows[column], yerr=rows[f"{column} std"].fillna(0), marker=marker, capsize=4, label=split)
-        for _, baseline in table[table["baseline"]].iterrows():
+        for _, baseline in table[table["is_baseline"]].iterrows():
             test = baseline[metric_key("test", metric, k)]
             axis.axhline(test, linestyle="--", linewidth=1, color="grey")
             axis.annotate(f"{baseline['row']} (test)", (x[-1], test), fontsize=7,
                           ha="right", va="bottom", color="grey")
-        axis.set_xticks(x, rows["value"])
+        axis.set_xticks(x, rows[Column.FACTOR_VALUE])
         axis.set_xlabel(factor)
         axis.set_ylabel(f"{metric}@{k}")
         axis.legend()
@@ -51,13 +51,13 @@ def ablation_values(table: pd.DataFrame, factor: str, k: int, path) -> None:
 
 def ablation_curves(records: pd.DataFrame, trials: pd.DataFrame, factor: str, metric: str, path) -> None:
     """Validation metric and training loss against the epoch, one line per value (mean over seeds)."""
-    labelled = records.merge(trials[["trial_id", "value"]], on="trial_id")
+    labelled = records.merge(trials[[Column.TRIAL_ID, Column.FACTOR_VALUE]], on=Column.TRIAL_ID)
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    groups = sorted(labelled.groupby("value", sort=False), key=lambda item: _numeric_first(item[0]))
+    groups = sorted(labelled.groupby(Column.FACTOR_VALUE, sort=False), key=lambda item: _numeric_first(item[0]))
     for value, group in groups:  # the legend in the values' order: 20, 100, 200, 500
-        evaluated = group[group["evaluated"]].groupby("epoch")[metric].mean()
+        evaluated = group[group[Column.EVALUATED]].groupby(Column.EPOCH)[metric].mean()
         axes[0].plot(evaluated.index, evaluated.values, marker=".", label=f"{factor}={value}")
-        loss = group.groupby("epoch")["loss"].mean()
+        loss = group.groupby(Column.EPOCH)[Column.LOSS].mean()
         axes[1].plot(loss.index, loss.values, label=f"{factor}={value}")
     axes[0].set_ylabel(metric)
     axes[1].set_ylabel("training loss")
@@ -123,8 +123,8 @@ def study_plots(study, parameters: list[str], importances: list[str], folder) ->
 def learning_curves(records: pd.DataFrame, trial_ids: list[str], metric: str, path) -> None:
     figure, axis = plt.subplots(figsize=(7, 3.8))
     for trial_id in trial_ids:
-        rows = records[(records["trial_id"] == trial_id) & records["evaluated"]].sort_values("epoch")
-        axis.plot(rows["epoch"], rows[metric], marker=".", label=trial_id)
+        rows = records[(records[Column.TRIAL_ID] == trial_id) & records[Column.EVALUATED]].sort_values(Column.EPOCH)
+        axis.plot(rows[Column.EPOCH], rows[metric], marker=".", label=trial_id)
     axis.set_xlabel("epoch")
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_ylabel(metric)
@@ -137,11 +137,11 @@ def pareto(trials: pd.DataFrame, front: pd.DataFrame, metric: str, path) -> None
     """Validation metric against each trial's seconds (training and evaluation); the Pareto front joined and
     labelled."""
     figure, axis = plt.subplots(figsize=(7, 3.8))
-    axis.scatter(trials["total_seconds"], trials[metric], s=14, color="grey", alpha=0.6, label="trials")
-    axis.plot(front["total_seconds"], front[metric], marker="o", color="C0", drawstyle="steps-post",
+    axis.scatter(trials[Column.TOTAL_SECONDS], trials[metric], s=14, color="grey", alpha=0.6, label="trials")
+    axis.plot(front[Column.TOTAL_SECONDS], front[metric], marker="o", color="C0", drawstyle="steps-post",
               label="Pareto front")
     for position, (_, row) in enumerate(front.iterrows()):  # above and below in turn: neighbours' labels overlap
-        axis.annotate(str(row["trial_id"]), (row["total_seconds"], row[metric]), fontsize=7,
+        axis.annotate(str(row[Column.TRIAL_ID]), (row[Column.TOTAL_SECONDS], row[metric]), fontsize=7,
                       xytext=(3, 3) if position % 2 == 0 else (3, -9), textcoords="offset points")
     axis.set_xlabel("trial seconds (training + evaluation)")
     axis.set_ylabel(f"{metric} (best epoch)")

@@ -42,6 +42,7 @@ from tuner.vocabulary import (
     PRODUCED_METRICS,
     REPORT_DIR,
     RUNNING,
+    Column,
     StopReason,
     metric_key,
     param_column,
@@ -113,19 +114,19 @@ def _ablation(experiment: Experiment, factor: str, out: Path) -> Section:
     section = Section(f"Ablation: {factor}")
     table = ablation_table(trials, factor, spec.metric, spec.mode, experiment.baselines)
     usable = usable_trials(trials, factor)
-    best_label = table.loc[table["best"], "value"].iloc[0]
+    best_label = table.loc[table["best"], Column.FACTOR_VALUE].iloc[0]
     pvalues = seed_paired_pvalues(trials, factor, best_label, spec.metric)
-    ranked = table[~table["baseline"]].sort_values(spec.metric, ascending=spec.mode != "max")
-    runner_up = ranked["value"].iloc[1] if len(ranked) > 1 else None
+    ranked = table[~table["is_baseline"]].sort_values(spec.metric, ascending=spec.mode != "max")
+    runner_up = ranked[Column.FACTOR_VALUE].iloc[1] if len(ranked) > 1 else None
     wilcoxon = (
         per_user_wilcoxon(experiment.per_user, trials, factor, best_label, runner_up, spec.metric)
         if runner_up is not None else float("nan")
     )
     flags = flag_degenerate(table, spec.metric)
-    collapsed = set(usable.loc[usable["stop_reason"] == StopReason.COLLAPSED, "value"])
+    collapsed = set(usable.loc[usable[Column.STOP_REASON] == StopReason.COLLAPSED, Column.FACTOR_VALUE])
     flags = pd.Series([
         "; ".join(filter(None, [flag, "training collapsed (BPR loss at ln 2: every item scored alike)"]))
-        if value in collapsed else flag for flag, value in zip(flags, table["value"])
+        if value in collapsed else flag for flag, value in zip(flags, table[Column.FACTOR_VALUE])
     ], index=table.index)
 
     shown = pd.DataFrame({"row": table["row"] + table["best"].map({True: " (best)", False: ""})})
@@ -134,9 +135,10 @@ def _ablation(experiment: Experiment, factor: str, out: Path) -> Section:
     shown["seeds"] = table["seeds"].astype(int)
     shown["seconds (mean)"] = table["seconds"].map(_seconds)
     shown["p (seeds, vs best)"] = [
-        "" if b or base else _p(pvalues.get(v)) for v, b, base in zip(table["value"], table["best"], table["baseline"])
+        "" if b or base else _p(pvalues.get(v))
+        for v, b, base in zip(table[Column.FACTOR_VALUE], table["best"], table["is_baseline"])
     ]
-    shown["p (users, vs best)"] = [_p(wilcoxon) if v == runner_up else "" for v in table["value"]]
+    shown["p (users, vs best)"] = [_p(wilcoxon) if v == runner_up else "" for v in table[Column.FACTOR_VALUE]]
     shown["flag"] = flags
     section.text(
         f"Top-{k} precision and recall, mean ± std over seeds, each trial at its best-validation epoch (*seconds*: "
@@ -162,15 +164,15 @@ def _tuning(experiment: Experiment, out: Path) -> Section:
     test_columns = [metric_key("test", m, k) for m in ("precision", "recall", "ndcg")]
     section = Section("Tuning")
     searched = list(spec.searched())
-    top = trials[trials["stop_reason"].isin(PRODUCED_METRICS)].head(10)
+    top = trials[trials[Column.STOP_REASON].isin(PRODUCED_METRICS)].head(10)
     shown = pd.DataFrame({
-        "trial": top["trial_id"],
-        "stop reason": top["stop_reason"],
-        "epochs": top["epochs_run"].astype(int),
-        "best epoch": top["best_epoch"].astype(int),
+        "trial": top[Column.TRIAL_ID],
+        "stop reason": top[Column.STOP_REASON],
+        "epochs": top[Column.EPOCHS_RUN].astype(int),
+        "best epoch": top[Column.BEST_EPOCH].astype(int),
         spec.metric: top[spec.metric].map(_f),
         **{column: top[column].map(_f) for column in test_columns},
-        "seconds": top["total_seconds"].map(_seconds),
+        "seconds": top[Column.TOTAL_SECONDS].map(_seconds),
         **{name: top[param_column(name)].map(format_value) for name in searched},
     })
     if not baselines.empty:
@@ -184,8 +186,8 @@ def _tuning(experiment: Experiment, out: Path) -> Section:
         section.text("Baselines on the same split (MF at its best-validation epoch): a trial that does not beat them "
                      "has learnt nothing the popularity of items does not already say.")
         section.table("baselines", pd.DataFrame({
-            "baseline": baselines["baseline"],
-            "seed": baselines["seed"].map(lambda s: "-" if pd.isna(s) else str(int(s))),
+            Column.BASELINE: baselines[Column.BASELINE],
+            Column.SEED: baselines[Column.SEED].map(lambda s: "-" if pd.isna(s) else str(int(s))),
             spec.metric: baselines[spec.metric].map(_f),
             **{column: baselines[column].map(_f) for column in test_columns},
         }))
@@ -211,7 +213,7 @@ def _tuning(experiment: Experiment, out: Path) -> Section:
     ranked = list(importances["parameter"]) if finished >= TRUSTED_TRIALS else []  # no contour from a few points
     for file, caption in plots.study_plots(study, searched, ranked, out / "plots"):
         section.image(f"plots/{file}", caption)
-    plots.learning_curves(records, list(top["trial_id"].head(5)), spec.metric, out / "plots" / "learning_curves.png")
+    plots.learning_curves(records, list(top[Column.TRIAL_ID].head(5)), spec.metric, out / "plots" / "learning_curves.png")
     section.image("plots/learning_curves.png", f"{spec.metric} per epoch of the top trials")
     return section
 
@@ -226,15 +228,15 @@ def _pareto(section: Section, experiment: Experiment, out: Path) -> None:
                  "(cheapest first). A trial's seconds are its training and evaluation time; CPU and GPU seconds are "
                  "those times what the trial held. Early-stopped trials count with the time they ran.")
     section.table("pareto", pd.DataFrame({
-        "trial": front["trial_id"],
+        "trial": front[Column.TRIAL_ID],
         spec.metric: front[spec.metric].map(_f),
-        "seconds": front["total_seconds"].map(_seconds),
-        "CPU s": (front["total_seconds"] * cost["cpu"]).map(_seconds),
-        "GPU s": (front["total_seconds"] * cost["gpu"]).map(_seconds),
-        "stop reason": front["stop_reason"],
+        "seconds": front[Column.TOTAL_SECONDS].map(_seconds),
+        "CPU s": (front[Column.TOTAL_SECONDS] * cost["cpu"]).map(_seconds),
+        "GPU s": (front[Column.TOTAL_SECONDS] * cost["gpu"]).map(_seconds),
+        "stop reason": front[Column.STOP_REASON],
         **{name: front[param_column(name)].map(format_value) for name in spec.searched()},
     }))
-    usable = trials[trials["stop_reason"].isin(PRODUCED_METRICS)].dropna(subset=["total_seconds"])
+    usable = trials[trials[Column.STOP_REASON].isin(PRODUCED_METRICS)].dropna(subset=[Column.TOTAL_SECONDS])
     plots.pareto(usable, front, spec.metric, out / "plots" / "pareto.png")
     section.image("plots/pareto.png", f"{spec.metric} against trial seconds; the line is the Pareto front")
 

@@ -7,14 +7,15 @@ import pandas as pd
 
 from tuner.analysis.document import Section
 from tuner.experiment.read import Experiment
+from tuner.vocabulary import Column
 
 
 def reproducibility_section(experiment: Experiment) -> Section:
     spec, records = experiment.spec, experiment.records
     section = Section("Reproducibility")
     origin = experiment.provenance
-    split_hashes = sorted(records["split_hash"].unique()) if not records.empty else []
-    seeds = sorted(int(s) for s in records["seed"].unique()) if not records.empty else []
+    split_hashes = sorted(records[Column.SPLIT_HASH].unique()) if not records.empty else []
+    seeds = sorted(int(s) for s in records[Column.SEED].unique()) if not records.empty else []
     rows = [
         ("dataset", f"{spec.dataset.name} (rating_threshold {spec.dataset.rating_threshold}, "
                     f"max_users {spec.dataset.max_users})"),
@@ -41,7 +42,7 @@ def _trial_code(section: Section, origin: dict, manifests: list[dict]) -> None:
     """Whether the trials' workers ran the code and packages above (each trial start writes a manifest)."""
     if not manifests:
         return
-    starts = pd.DataFrame({"code": [_code(m) for m in manifests], "trial": [m["trial_id"] for m in manifests]})
+    starts = pd.DataFrame({"code": [_code(m) for m in manifests], "trial": [m[Column.TRIAL_ID] for m in manifests]})
     groups = starts.groupby("code", sort=True)["trial"].agg(["size", "nunique"]).reset_index()
     if len(groups) == 1 and groups["code"].iloc[0] == _code(origin):
         section.text(f"All {len(manifests)} trial starts (`manifests/`) ran this code and these packages.")

@@ -5,7 +5,17 @@ from __future__ import annotations
 
 import pandas as pd
 
-from tuner.vocabulary import PRODUCED_METRICS, RUNNING, SPLITS, Objective, StopReason, metric_key, param_column, parse_metric_key
+from tuner.vocabulary import (
+    PRODUCED_METRICS,
+    RUNNING,
+    SPLITS,
+    Column,
+    Objective,
+    StopReason,
+    metric_key,
+    param_column,
+    parse_metric_key,
+)
 
 
 def ablation_columns(k: int) -> list[str]:
@@ -15,8 +25,8 @@ def ablation_columns(k: int) -> list[str]:
 
 def usable_trials(trials: pd.DataFrame, factor: str) -> pd.DataFrame:
     """Trials that produced metrics, with `value`: the factor's value as a label ("null" for None)."""
-    usable = trials[trials["stop_reason"].isin(PRODUCED_METRICS)].copy()
-    usable["value"] = usable[param_column(factor)].map(format_value)
+    usable = trials[trials[Column.STOP_REASON].isin(PRODUCED_METRICS)].copy()
+    usable[Column.FACTOR_VALUE] = usable[param_column(factor)].map(format_value)
     order = usable[param_column(factor)].map(
         lambda v: (0, 0.0) if _is_null(v) else (1, float(v)) if _is_number(v) else (2, str(v))
     )
@@ -28,17 +38,17 @@ def ablation_table(
 ) -> pd.DataFrame:
     """One row per value of `factor`: mean and std over seeds of top-K train / val / test precision and recall
     (each trial at its best-validation epoch), the number of seeds and a trial's mean seconds; then one
-    row per baseline. `best` marks
-    the value with the best mean validation metric (the selection criterion); test metrics are only reported."""
+    row per baseline (`is_baseline`). `best` marks the value with the best mean validation metric (the selection
+    criterion); test metrics are only reported."""
     k = parse_metric_key(metric).k
-    groups = [(value, group) for value, group in usable_trials(trials, factor).groupby("value", sort=False)]
+    groups = [(value, group) for value, group in usable_trials(trials, factor).groupby(Column.FACTOR_VALUE, sort=False)]
     if baselines is not None and not baselines.empty:
-        groups += [(name, group) for name, group in baselines.groupby("baseline", sort=True)]
+        groups += [(name, group) for name, group in baselines.groupby(Column.BASELINE, sort=True)]
     rows = []
     for label, group in groups:
-        row = {"row": label if label in _baseline_names(baselines) else f"{factor}={label}", "value": label,
-               "baseline": label in _baseline_names(baselines), "seeds": len(group), metric: group[metric].mean(),
-               "seconds": group["total_seconds"].mean() if "total_seconds" in group else float("nan")}
+        row = {"row": label if label in _baseline_names(baselines) else f"{factor}={label}", Column.FACTOR_VALUE: label,
+               "is_baseline": label in _baseline_names(baselines), "seeds": len(group), metric: group[metric].mean(),
+               "seconds": group[Column.TOTAL_SECONDS].mean() if Column.TOTAL_SECONDS in group else float("nan")}
         for column in ablation_columns(k):
             series = group[column]
             row[column] = series.mean()
@@ -47,7 +57,7 @@ def ablation_table(
     table = pd.DataFrame(rows)
     if table.empty:
         return table
-    candidates = table[~table["baseline"]][metric]
+    candidates = table[~table["is_baseline"]][metric]
     best_index = Objective(metric, mode).best_index(candidates)
     table["best"] = table.index == best_index
     return table
@@ -59,7 +69,7 @@ def flag_degenerate(table: pd.DataFrame, metric: str) -> pd.Series:
     signatures of a model that recommends the same popular items to everyone."""
     k = parse_metric_key(metric).k
     precision, recall = metric_key("test", "precision", k), metric_key("test", "recall", k)
-    values = table[~table["baseline"]]
+    values = table[~table["is_baseline"]]
     most_popular = table.loc[table["row"] == "mostpop", precision]
     reasons = pd.Series([""] * len(table), index=table.index, dtype=object)
     for index, row in values.iterrows():
@@ -84,12 +94,12 @@ def weak_search_warning(trials: pd.DataFrame, baselines: pd.DataFrame, metric: s
     beats — a search that has learnt nothing the baseline does not already know; None when there is none."""
     if baselines.empty or metric not in baselines or trials.empty:
         return None
-    usable = trials.loc[trials["stop_reason"].isin(PRODUCED_METRICS), metric].dropna()
+    usable = trials.loc[trials[Column.STOP_REASON].isin(PRODUCED_METRICS), metric].dropna()
     if usable.empty:
         return None
     objective = Objective(metric, mode)
     best = objective.best(usable)
-    per_baseline = baselines.groupby("baseline")[metric].mean()
+    per_baseline = baselines.groupby(Column.BASELINE)[metric].mean()
     beating = per_baseline[objective.sign * per_baseline >= objective.sign * best]
     if beating.empty:
         return None
@@ -104,7 +114,7 @@ def below_baselines(trials: pd.DataFrame, baselines: pd.DataFrame, metric: str, 
     flags = pd.Series([""] * len(trials), index=trials.index, dtype=object)
     if baselines.empty or metric not in baselines:
         return flags
-    per_baseline = baselines.groupby("baseline")[metric].mean()
+    per_baseline = baselines.groupby(Column.BASELINE)[metric].mean()
     for index, value in trials[metric].items():
         if pd.isna(value):
             continue
@@ -119,7 +129,7 @@ def seed_paired_pvalues(trials: pd.DataFrame, factor: str, best_label: str, metr
     from scipy import stats
 
     column = metric_key("test", "recall", parse_metric_key(metric).k)
-    groups = usable_trials(trials, factor).groupby("value", sort=False)
+    groups = usable_trials(trials, factor).groupby(Column.FACTOR_VALUE, sort=False)
     by_value = {v: g.set_index(param_column("seed"))[column] for v, g in groups}
     pvalues = {}
     for label, series in by_value.items():
@@ -143,9 +153,10 @@ def per_user_wilcoxon(per_user: pd.DataFrame, trials: pd.DataFrame, factor: str,
     column = metric_key("test", "recall", parse_metric_key(metric).k)
     if per_user.empty or column not in per_user:
         return float("nan")
-    keyed = per_user.merge(usable_trials(trials, factor)[["trial_id", "value", param_column("seed")]], on="trial_id")
-    a = keyed[keyed["value"] == first].set_index([param_column("seed"), "user"])[column]
-    b = keyed[keyed["value"] == second].set_index([param_column("seed"), "user"])[column]
+    trial_values = usable_trials(trials, factor)[[Column.TRIAL_ID, Column.FACTOR_VALUE, param_column("seed")]]
+    keyed = per_user.merge(trial_values, on=Column.TRIAL_ID)
+    a = keyed[keyed[Column.FACTOR_VALUE] == first].set_index([param_column("seed"), Column.USER])[column]
+    b = keyed[keyed[Column.FACTOR_VALUE] == second].set_index([param_column("seed"), Column.USER])[column]
     paired = pd.concat([a, b], axis=1, join="inner").dropna()
     if len(paired) == 0:
         return float("nan")
@@ -155,7 +166,7 @@ def per_user_wilcoxon(per_user: pd.DataFrame, trials: pd.DataFrame, factor: str,
 
 
 def _baseline_names(baselines: pd.DataFrame | None) -> set:
-    return set() if baselines is None or baselines.empty else set(baselines["baseline"])
+    return set() if baselines is None or baselines.empty else set(baselines[Column.BASELINE])
 
 
 def _is_null(value) -> bool:
@@ -186,22 +197,22 @@ def importance_basis(spec, records: pd.DataFrame, trials: pd.DataFrame) -> tuple
     left more trials at a common epoch: then the trials that reached the deepest epoch that TRUSTED_TRIALS of them
     (or all, when fewer ran) reached, by their best validation value up to that epoch (each trial measured on the
     same budget, as ASHA compares them)."""
-    finished = trials[trials["stop_reason"] == StopReason.FINISHED] if not trials.empty else trials
+    finished = trials[trials[Column.STOP_REASON] == StopReason.FINISHED] if not trials.empty else trials
     basis = (finished, f"the best `{spec.metric}` of the {len(finished)} finished trial(s)")
-    usable = trials[trials["stop_reason"].isin(PRODUCED_METRICS)] if not trials.empty else trials
+    usable = trials[trials[Column.STOP_REASON].isin(PRODUCED_METRICS)] if not trials.empty else trials
     if len(finished) >= TRUSTED_TRIALS or len(usable) <= len(finished) or records.empty:
         return basis
-    evaluated = records[records["evaluated"] & records["trial_id"].isin(usable["trial_id"])]
-    reached = evaluated.groupby("trial_id")["epoch"].max()
+    evaluated = records[records[Column.EVALUATED] & records[Column.TRIAL_ID].isin(usable[Column.TRIAL_ID])]
+    reached = evaluated.groupby(Column.TRIAL_ID)[Column.EPOCH].max()
     wanted = min(TRUSTED_TRIALS, len(reached))  # as many trials as a ranking needs, or as there are
-    for epoch in sorted(set(evaluated["epoch"]), reverse=True):
+    for epoch in sorted(set(evaluated[Column.EPOCH]), reverse=True):
         at_least = reached[reached >= epoch].index
         if len(at_least) >= wanted and len(at_least) > len(finished):
-            upto = evaluated[evaluated["trial_id"].isin(at_least) & (evaluated["epoch"] <= epoch)]
-            best = spec.objective.best(upto.groupby("trial_id")[spec.metric])
-            chosen = usable[usable["trial_id"].isin(at_least)].copy()
-            chosen[spec.metric] = chosen["trial_id"].map(best)
-            chosen["stop_reason"] = StopReason.FINISHED.value  # complete, for this comparison
+            upto = evaluated[evaluated[Column.TRIAL_ID].isin(at_least) & (evaluated[Column.EPOCH] <= epoch)]
+            best = spec.objective.best(upto.groupby(Column.TRIAL_ID)[spec.metric])
+            chosen = usable[usable[Column.TRIAL_ID].isin(at_least)].copy()
+            chosen[spec.metric] = chosen[Column.TRIAL_ID].map(best)
+            chosen[Column.STOP_REASON] = StopReason.FINISHED.value  # complete, for this comparison
             return chosen, (f"the best `{spec.metric}` up to epoch {epoch} of the {len(chosen)} trials that reached it "
                             f"(early stopping ended most before the last epoch; {len(finished)} finished)")
     return basis
@@ -231,7 +242,7 @@ def parameter_importances(spec, records: pd.DataFrame, trials: pd.DataFrame) -> 
 
 def resource_time(trials: pd.DataFrame, trial_resources: dict[str, float]) -> dict[str, float]:
     """Wall seconds summed over trials, times the CPUs / GPUs each trial held ({"cpu": ..., "gpu": ...})."""
-    seconds = float(trials["total_seconds"].fillna(0).sum()) if not trials.empty else 0.0
+    seconds = float(trials[Column.TOTAL_SECONDS].fillna(0).sum()) if not trials.empty else 0.0
     return {"trial_seconds": seconds, "cpu_seconds": seconds * trial_resources["cpu"],
             "gpu_seconds": seconds * trial_resources["gpu"]}
 
@@ -239,13 +250,13 @@ def resource_time(trials: pd.DataFrame, trial_resources: dict[str, float]) -> di
 def pareto_front(trials: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
     """The trials no other trial beats on both counts — a better validation `metric` in no more seconds — cheapest
     first: what each extra second of training bought. Trials without metrics or time are left out."""
-    usable = trials[trials["stop_reason"].isin(PRODUCED_METRICS)] if not trials.empty else trials
-    usable = usable.dropna(subset=["total_seconds", metric]) if not usable.empty else usable
+    usable = trials[trials[Column.STOP_REASON].isin(PRODUCED_METRICS)] if not trials.empty else trials
+    usable = usable.dropna(subset=[Column.TOTAL_SECONDS, metric]) if not usable.empty else usable
     if usable.empty:
         return usable
     sign = Objective(metric, mode).sign
     front, best = [], -float("inf")
-    for index, row in usable.sort_values(["total_seconds", metric], ascending=[True, sign < 0]).iterrows():
+    for index, row in usable.sort_values([Column.TOTAL_SECONDS, metric], ascending=[True, sign < 0]).iterrows():
         if sign * row[metric] > best:
             front.append(index)
             best = sign * row[metric]

@@ -12,16 +12,16 @@ import pyarrow.parquet as pq
 
 from tuner import storage
 from tuner.experiment.records import read_one_by_one
-from tuner.vocabulary import PER_USER_DIR, trial_folder
+from tuner.vocabulary import PER_USER_DIR, Column, trial_folder
 
 
 def write(experiment_dir: str, trial_id: str, epoch: int, users, values: dict) -> None:
     """`values`: {"recall@20": one value per user, ...} (Evaluator.evaluate_per_user's)."""
     fs, root = storage.resolve(experiment_dir)
     table = pa.table({
-        "trial_id": [trial_id] * len(users),
-        "epoch": pa.array([epoch] * len(users), pa.int32()),
-        "user": pa.array(users, pa.int64()),
+        Column.TRIAL_ID: [trial_id] * len(users),
+        Column.EPOCH: pa.array([epoch] * len(users), pa.int32()),
+        Column.USER: pa.array(users, pa.int64()),
         **{f"test/{name}": pa.array(column, pa.float64()) for name, column in values.items()},
     })
     with storage.atomic_output(posixpath.join(root, PER_USER_DIR, f"{trial_folder(trial_id)}.parquet"), fs) as stream:

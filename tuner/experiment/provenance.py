@@ -15,7 +15,7 @@ import pyarrow.fs as pafs
 
 from tuner import storage
 from tuner.errors import DataError
-from tuner.vocabulary import MANIFESTS_DIR, PROVENANCE_FILE, RECORDS_DIR, trial_folder
+from tuner.vocabulary import MANIFESTS_DIR, PROVENANCE_FILE, RECORDS_DIR, Column, trial_folder
 
 PACKAGES = ("tuner", "torch", "torch_geometric", "ray", "optuna", "numpy", "pandas", "pyarrow", "pydantic")
 
@@ -85,14 +85,14 @@ def data_changes(directory: str, split_hash: str, file_digests: dict) -> str | N
     content changed, or the split hash when the experiment predates file digests (its trials' manifests hold it)."""
     recorded = load(directory).get("data")
     if recorded is None:
-        hashes = {m["split_hash"] for m in trial_manifests(directory) if "split_hash" in m}
+        hashes = {m[Column.SPLIT_HASH] for m in trial_manifests(directory) if Column.SPLIT_HASH in m}
         return None if not hashes or hashes == {split_hash} else f"split {', '.join(sorted(hashes))} became {split_hash}"
-    if recorded["split_hash"] == split_hash:
+    if recorded[Column.SPLIT_HASH] == split_hash:
         return None
     changed = sorted(name for name in set(recorded["files"]) | set(file_digests)
                      if recorded["files"].get(name) != file_digests.get(name))
     what = f"{', '.join(changed)} changed" if changed else "tuner's way of splitting changed"
-    return f"{what} (split {recorded['split_hash']} became {split_hash})"
+    return f"{what} (split {recorded[Column.SPLIT_HASH]} became {split_hash})"
 
 
 def started_at(directory: str) -> str | None:
@@ -137,7 +137,7 @@ def record_trial(directory: str, trial_id: str, attempt: int, **facts) -> None:
     """What one start of one trial ran with — the worker's own tuner revision, Python and packages, plus `facts`
     (device, split hash, seed) — in <experiment>/manifests/trial_id=<id>.attempt=<n>.json. A resume with other
     code or packages then shows in the report."""
-    manifest = {"trial_id": trial_id, "attempt": attempt, **_this_process_code(), **facts}
+    manifest = {Column.TRIAL_ID: trial_id, Column.ATTEMPT: attempt, **_this_process_code(), **facts}
     storage.write_text(_manifest_path(directory, trial_id, attempt), json.dumps(manifest, indent=2, sort_keys=True))
 
 
@@ -149,7 +149,8 @@ def record_trial_error(directory: str, trial_id: str, attempt: int, error: str) 
     """The error that ended this attempt, in its manifest (`trial_error` reads it: an attempt that fails the same
     way as the one before is not retried again)."""
     path = _manifest_path(directory, trial_id, attempt)
-    manifest = json.loads(storage.read_text(path)) if storage.is_file(path) else {"trial_id": trial_id, "attempt": attempt}
+    fresh = {Column.TRIAL_ID: trial_id, Column.ATTEMPT: attempt}
+    manifest = json.loads(storage.read_text(path)) if storage.is_file(path) else fresh
     storage.write_text(path, json.dumps({**manifest, "error": error}, indent=2, sort_keys=True))
 
 

@@ -16,7 +16,7 @@ from tuner.experiment import baselines, layout, per_user, provenance, records
 from tuner.experiment.trials import failed_trial_errors, hyperparameters_of, stop_reason_counts, trial_table
 from tuner.recsys.hyperparameters import Hyperparameters
 from tuner.spec import ExperimentSpec
-from tuner.vocabulary import StopReason
+from tuner.vocabulary import Column, StopReason
 
 
 @dataclass
@@ -71,7 +71,7 @@ class Experiment:
 
     def finished_trials(self) -> pd.DataFrame:
         """The trials that trained every epoch, best first."""
-        return self.trials[self.trials["stop_reason"] == StopReason.FINISHED] if not self.trials.empty else self.trials
+        return self.trials[self.trials[Column.STOP_REASON] == StopReason.FINISHED] if not self.trials.empty else self.trials
 
     def best_trial(self) -> pd.Series:
         """The best finished trial (an early-stopped one is never taken for the best): its row in `trials`."""

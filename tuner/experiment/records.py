@@ -28,7 +28,10 @@ from tuner.recsys.hyperparameters import Hyperparameters
 from tuner.storage import resolve as filesystem
 from tuner.vocabulary import (
     COMPACTED_FILE,
+    ENDED,
     RECORDS_DIR,
+    RUNNING,
+    Column,
     StopReason,
     encode_param,
     epoch_file,
@@ -79,7 +82,7 @@ class EpochRecord:
 
 
 _ARROW_TYPES = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
-_NARROW = {"attempt": pa.int32(), "epoch": pa.int32()}
+_NARROW = {Column.ATTEMPT: pa.int32(), Column.EPOCH: pa.int32()}
 
 
 def _fields_of(record_type: type, skip: tuple[str, ...]) -> list[pa.Field]:
@@ -153,9 +156,9 @@ class RecordWriter:
         if not epoch_files:
             return  # no records, or compacted already
         frame = self._rows(epoch_files)
-        last = frame["epoch"].idxmax()
-        if not isinstance(frame.at[last, "stop_reason"], str):
-            frame.loc[last, ["status", "stop_reason"]] = ["ended", StopReason(stop_reason).value]
+        last = frame[Column.EPOCH].idxmax()
+        if not isinstance(frame.at[last, Column.STOP_REASON], str):
+            frame.loc[last, [Column.STATUS, Column.STOP_REASON]] = [ENDED, StopReason(stop_reason).value]
         self._compact(frame, epoch_files)
 
     def compact(self) -> None:
@@ -178,7 +181,7 @@ class RecordWriter:
         others = [column for column in frame.columns if column not in schema.names]  # the model's own parameters,
         if others:  # when this writer was made without their types (a trial ended by the driver)
             schema = pa.unify_schemas([schema, pa.Schema.from_pandas(frame[others], preserve_index=False)])
-        table = pa.Table.from_pandas(frame.sort_values("epoch"), schema=schema, preserve_index=False)
+        table = pa.Table.from_pandas(frame.sort_values(Column.EPOCH), schema=schema, preserve_index=False)
         compacted = posixpath.join(self.trial_dir, COMPACTED_FILE)
         with storage.atomic_output(compacted, self.fs) as stream:
             pq.write_table(table, stream)
@@ -231,7 +234,7 @@ def load(experiment_dir: str) -> pd.DataFrame:
         table = read_one_by_one(fs, paths, unreadable)
     frame = table.to_pandas()
     if not frame.empty:
-        frame = _newest_attempts(frame).sort_values(["trial_id", "epoch"], ignore_index=True)
+        frame = _newest_attempts(frame).sort_values([Column.TRIAL_ID, Column.EPOCH], ignore_index=True)
     frame.attrs["unreadable"] = unreadable
     return frame
 
@@ -255,13 +258,13 @@ def _newest_attempts(frame: pd.DataFrame) -> pd.DataFrame:
     """Keep, per trial, the epochs up to the last one its newest attempt wrote (later ones were rolled back to a
     checkpoint); then one row per epoch, the newest attempt's. An end that a later attempt went past (a failed
     attempt that `--resume-errored` resumed) is no end: only a trial's last row may say how it ended."""
-    newest = frame.groupby("trial_id")["attempt"].transform("max")
-    reached = frame[frame["attempt"] == newest].groupby("trial_id")["epoch"].max()
-    frame = frame[frame["epoch"] <= frame["trial_id"].map(reached)]
-    frame = frame.sort_values("attempt").drop_duplicates(["trial_id", "epoch"], keep="last")
-    superseded = frame["epoch"] < frame["trial_id"].map(reached)
-    if superseded.any() and frame.loc[superseded, "stop_reason"].notna().any():
+    newest = frame.groupby(Column.TRIAL_ID)[Column.ATTEMPT].transform("max")
+    reached = frame[frame[Column.ATTEMPT] == newest].groupby(Column.TRIAL_ID)[Column.EPOCH].max()
+    frame = frame[frame[Column.EPOCH] <= frame[Column.TRIAL_ID].map(reached)]
+    frame = frame.sort_values(Column.ATTEMPT).drop_duplicates([Column.TRIAL_ID, Column.EPOCH], keep="last")
+    superseded = frame[Column.EPOCH] < frame[Column.TRIAL_ID].map(reached)
+    if superseded.any() and frame.loc[superseded, Column.STOP_REASON].notna().any():
         frame = frame.copy()
-        frame.loc[superseded, ["status", "stop_reason"]] = ["running", None]
+        frame.loc[superseded, [Column.STATUS, Column.STOP_REASON]] = [RUNNING, None]
     return frame
 

@@ -12,7 +12,7 @@ from tuner.experiment.read import Experiment
 from tuner.experiment.set_aside import prune_checkpoints
 from tuner.experiment.study_export import export_study
 from tuner.spec import ExperimentSpec
-from tuner.vocabulary import RUNNING, STUDY_FILE, StopReason
+from tuner.vocabulary import RUNNING, STUDY_FILE, Column, StopReason
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -68,10 +68,10 @@ def settle(spec: ExperimentSpec, directory: str, statuses: dict[str, str], expec
     """
     records = records_module.load(directory)
     if not records.empty:
-        for trial_id, trial in records.groupby("trial_id"):
-            last = trial.loc[trial["epoch"].idxmax()]
+        for trial_id, trial in records.groupby(Column.TRIAL_ID):
+            last = trial.loc[trial[Column.EPOCH].idxmax()]
             status = statuses.get(trial_id)
-            if not isinstance(last["stop_reason"], str) and status in ("TERMINATED", "ERROR"):
+            if not isinstance(last[Column.STOP_REASON], str) and status in ("TERMINATED", "ERROR"):
                 writer = records_module.RecordWriter(directory, trial_id, spec.fixed.k)
                 writer.end(StopReason.FAILED if status == "ERROR" else StopReason.EARLY_STOPPED)
     experiment = Experiment(directory, spec)

@@ -18,7 +18,7 @@ import pandas as pd
 from tuner import storage
 from tuner.search_space import ParamSpec
 from tuner.spec import ExperimentSpec
-from tuner.vocabulary import STUDY_FILE, StopReason, decode_param, param_column
+from tuner.vocabulary import STUDY_FILE, Column, StopReason, decode_param, param_column
 
 STUDY_STATES = {  # how a trial ended -> what Optuna is told (live, and in the exported study)
     StopReason.FINISHED: optuna.trial.TrialState.COMPLETE,
@@ -59,13 +59,13 @@ def build_study(
         storage=optuna_storage, study_name=spec.name, direction=spec.objective.direction
     )
     distributions = {name: optuna_distribution(param) for name, param in spec.searched().items()}
-    in_start_order = trials.sort_values(["trial_started", "trial_id"]) if "trial_started" in trials else trials
+    in_start_order = trials.sort_values([Column.TRIAL_STARTED, Column.TRIAL_ID]) if Column.TRIAL_STARTED in trials else trials
     for _, trial in in_start_order.iterrows():  # Optuna numbers trials in the order they are added
-        state = STUDY_STATES.get(trial["stop_reason"])
+        state = STUDY_STATES.get(trial[Column.STOP_REASON])
         if state is None:
             continue  # still running (interrupted): not part of the study yet
-        rows = records[(records["trial_id"] == trial["trial_id"]) & records["evaluated"]]
-        intermediate = {int(e): float(v) for e, v in zip(rows["epoch"], rows[spec.metric]) if math.isfinite(v)}
+        rows = records[(records[Column.TRIAL_ID] == trial[Column.TRIAL_ID]) & records[Column.EVALUATED]]
+        intermediate = {int(e): float(v) for e, v in zip(rows[Column.EPOCH], rows[spec.metric]) if math.isfinite(v)}
         value = trial.get(spec.metric)
         complete = state == optuna.trial.TrialState.COMPLETE and value is not None and math.isfinite(value)
         if complete:
@@ -81,7 +81,7 @@ def build_study(
                 value=value,
                 state=state if complete or state != optuna.trial.TrialState.COMPLETE else optuna.trial.TrialState.FAIL,
                 intermediate_values=intermediate,
-                user_attrs={"trial_id": trial["trial_id"], "stop_reason": trial["stop_reason"]},
+                user_attrs={Column.TRIAL_ID: trial[Column.TRIAL_ID], Column.STOP_REASON: trial[Column.STOP_REASON]},
             )
         )
     return study

@@ -11,6 +11,7 @@ from tuner.recsys.data import SplitData
 from tuner.recsys.hyperparameters import Hyperparameters
 from tuner.recsys.metrics import Evaluator, popularity_scores
 from tuner.recsys.training import Trainer, best_epoch, build_model_for
+from tuner.vocabulary import Column
 
 MF_RANK = 8
 # The MF baseline's own training, whatever the experiment trains with (an ablation's lr, epochs or weight decay
@@ -24,7 +25,7 @@ def compute(data: SplitData, baseline: str, seed: int | None, ks: Sequence[int],
     best-validation epoch by `metric`."""
     if baseline == "mostpop":
         metrics = Evaluator(data, ks).evaluate(popularity_scores(data))
-        return {"baseline": "mostpop", "seed": None, "epoch": None, **metrics}
+        return {Column.BASELINE: "mostpop", Column.SEED: None, Column.EPOCH: None, **metrics}
     hp = Hyperparameters(**MF_TRAINING, seed=seed, k=list(ks))
     best = best_epoch(list(Trainer(build_model_for("mf", data, hp), data, hp).run()), metric, mode)
-    return {"baseline": f"mf (rank {MF_RANK})", "seed": seed, "epoch": best.epoch, **best.metrics}
+    return {Column.BASELINE: f"mf (rank {MF_RANK})", Column.SEED: seed, Column.EPOCH: best.epoch, **best.metrics}

@@ -15,7 +15,7 @@ from typing import TextIO
 from ray import tune
 
 from tuner.recsys.selection import BestEpoch
-from tuner.vocabulary import ERROR_FILE, Objective, StopReason, how_it_ended
+from tuner.vocabulary import ERROR_FILE, Column, Objective, StopReason, how_it_ended
 
 
 @dataclass
@@ -37,14 +37,14 @@ class Tally:
 
     def offer(self, trial_id: str, result: dict) -> None:
         """A result Tune received (an evaluated epoch)."""
-        epoch, seconds = result.get("epoch"), result.get("time_total_s")  # Tune adds the trial's seconds so far
+        epoch, seconds = result.get(Column.EPOCH), result.get("time_total_s")  # Tune adds the trial's seconds so far
         if isinstance(epoch, int) and isinstance(seconds, (int, float)):
             self.progress[trial_id] = (epoch, float(seconds))
         value = result.get(self.metric)
         if not isinstance(value, (int, float)) or not math.isfinite(value):  # a failed or diverged end: the worst value
             return
         users = result.get(Objective(self.metric, self.mode).users, 1.0)
-        self.best.setdefault(trial_id, BestEpoch(self.mode)).offer(int(result.get("epoch", 0)), float(value), users)
+        self.best.setdefault(trial_id, BestEpoch(self.mode)).offer(int(result.get(Column.EPOCH, 0)), float(value), users)
 
     def line(self, trial_id: str, how: StopReason, config: dict, now: float | None = None) -> str:
         """The line for a trial that has just ended `how`."""

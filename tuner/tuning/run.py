@@ -18,7 +18,7 @@ from tuner.experiment.set_aside import set_aside
 from tuner.spec import ExperimentSpec
 from tuner.tuning import ray_session, ray_state, resources, storage_faults
 from tuner.tuning.start import Folder, Start, decide, read_folder
-from tuner.vocabulary import LOST_DIR
+from tuner.vocabulary import LOST_DIR, Column
 
 if TYPE_CHECKING:
     from tuner.experiment.settle import RunSummary
@@ -108,7 +108,7 @@ def _run(
             dataset_ids.write(directory, data.user_ids, data.item_ids)
             tuner = search.new_tuner(spec, data, _parent(directory), directory, plan, earlier, first)
         provenance.record(directory, {"cpu": plan.cpu, "gpu": plan.gpu}, _model_origin(spec),
-                          {"split_hash": data.split_hash, "files": data.file_digests})
+                          {Column.SPLIT_HASH: data.split_hash, "files": data.file_digests})
         pending_baselines = search.start_baselines(spec, data, directory)
         timeline.mark("fit_start")
         try:
@@ -193,7 +193,7 @@ def _start_again_from_the_records(folder: Folder) -> None:
     directory = folder.directory
     frame = records_module.load(directory)
     ended = {} if frame.empty else {
-        trial_id: isinstance(rows["stop_reason"].iloc[-1], str) for trial_id, rows in frame.groupby("trial_id")}
+        trial_id: isinstance(rows[Column.STOP_REASON].iloc[-1], str) for trial_id, rows in frame.groupby(Column.TRIAL_ID)}
     unfinished = sorted(trial_id for trial_id, done in ended.items() if not done)
     aside = ray_state.set_aside(directory, carried_over=sorted(trial_id for trial_id, done in ended.items() if done))
     set_aside(directory, unfinished, LOST_DIR)

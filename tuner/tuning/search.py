@@ -26,6 +26,7 @@ from tuner.tuning.ray_session import without_log_lines
 from tuner.tuning.resources import Plan
 from tuner.tuning.searcher import AskAndTellGridSampler, EpochOptunaSearch, optuna_sampler, tell_earlier_trials  # noqa: F401
 from tuner.tuning.trainable import train_trial
+from tuner.vocabulary import Column
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,7 +37,7 @@ def scheduler(spec: ExperimentSpec):
         return FIFOScheduler()
     max_epochs = spec.scheduler.max_epochs or spec.fixed.epochs
     return ASHAScheduler(
-        time_attr="epoch",
+        time_attr=Column.EPOCH,
         max_t=max_epochs,
         grace_period=min(spec.scheduler.grace_period, max_epochs),
         reduction_factor=spec.scheduler.reduction_factor,

@@ -10,7 +10,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from tuner.experiment.study_export import STUDY_STATES
 from tuner.spec import ExperimentSpec
-from tuner.vocabulary import PRODUCED_METRICS, Objective, StopReason, decode_param, how_it_ended, param_column
+from tuner.vocabulary import PRODUCED_METRICS, Column, Objective, StopReason, decode_param, how_it_ended, param_column
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,13 +64,13 @@ class EpochOptunaSearch(OptunaSearch):
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if self._told_as(result) == optuna.trial.TrialState.FAIL or not self._suggested_it(trial_id):
             return  # a failed or diverged trial's last report carries the worst value, not a measured one
-        if result["epoch"] <= self._last_epoch_told.get(trial_id, 0):
+        if result[Column.EPOCH] <= self._last_epoch_told.get(trial_id, 0):
             return  # a trial resumed from its checkpoint runs the epochs after it again: Optuna has them (and warns)
-        self._last_epoch_told[trial_id] = result["epoch"]
+        self._last_epoch_told[trial_id] = result[Column.EPOCH]
         value = result[self.metric]
         if trial_id not in self._best_told or Objective(self.metric, self.mode).better(value, self._best_told[trial_id]):
             self._best_told[trial_id] = value
-        super().on_trial_result(trial_id, {**result, "training_iteration": result["epoch"]})
+        super().on_trial_result(trial_id, {**result, "training_iteration": result[Column.EPOCH]})
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if not self._suggested_it(trial_id):
@@ -118,11 +118,11 @@ def tell_earlier_trials(searcher: EpochOptunaSearch, spec: ExperimentSpec, earli
     collapsed trial COMPLETE with its best validation value, an early-stopped one PRUNED, the others FAILED. (A
     pruned trial told here has no intermediate values — OptunaSearch indexes them by report count, not epoch — so
     TPE ranks it after this run's pruned trials.)"""
-    for _, trial in earlier.sort_values(["trial_started", "trial_id"]).iterrows():
+    for _, trial in earlier.sort_values([Column.TRIAL_STARTED, Column.TRIAL_ID]).iterrows():
         params = {name: decode_param(name, trial[param_column(name)]) for name in spec.searched()}
         value = trial.get(spec.metric)
-        usable = trial["stop_reason"] in PRODUCED_METRICS and isinstance(value, float) and math.isfinite(value)
+        usable = trial[Column.STOP_REASON] in PRODUCED_METRICS and isinstance(value, float) and math.isfinite(value)
         searcher.add_evaluated_point(params, float(value) if usable else 0.0, error=not usable,
-                                     pruned=usable and trial["stop_reason"] == StopReason.EARLY_STOPPED.value)
+                                     pruned=usable and trial[Column.STOP_REASON] == StopReason.EARLY_STOPPED.value)
 
 

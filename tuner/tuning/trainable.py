@@ -31,7 +31,7 @@ from tuner.recsys.models.graph import normalized_adjacency
 from tuner.recsys.selection import BestEpoch
 from tuner.recsys.training import EpochResult, Trainer, build_model_for, with_model_defaults
 from tuner.spec import ExperimentSpec
-from tuner.vocabulary import CHECKPOINT_FILE, ENDED_ITSELF, Objective, StopReason
+from tuner.vocabulary import CHECKPOINT_FILE, ENDED_ITSELF, Column, Objective, StopReason
 
 # What depends only on the dataset, built once per worker process and shared by every trial it runs (Ray reuses a
 # trial's worker for the next trial): the training edges as a tensor, the normalised adjacency, the evaluator.
@@ -99,7 +99,7 @@ def train_trial(config: dict[str, Any], *, data: SplitData, spec_json: str, expe
             improved = progress.best.offer(result.epoch, result.metrics[spec.metric], result.metrics[validation_users])
             if improved and result.test_per_user is not None:
                 per_user.write(experiment_dir, trial_id, result.epoch, *result.test_per_user)
-            report = {"epoch": result.epoch, "loss": result.loss, **result.metrics}
+            report = {Column.EPOCH: result.epoch, Column.LOSS: result.loss, **result.metrics}
             if result.collapsed:  # ended with its metrics: the searcher is told its value, and Ray does not retry it
                 _report({**report, ENDED_ITSELF: StopReason.COLLAPSED.value})
             elif last or result.epoch - last_checkpoint_epoch >= spec.failure.checkpoint_every:
@@ -118,7 +118,7 @@ def train_trial(config: dict[str, Any], *, data: SplitData, spec_json: str, expe
             raise  # Ray retries it from its checkpoint
         # the same error at the same epoch as the attempt before: retrying again would only repeat it
         writer.end(StopReason.FAILED)
-        _report({"epoch": trainer.epochs_done + 1, spec.metric: spec.objective.worst, ENDED_ITSELF: StopReason.FAILED.value,
+        _report({Column.EPOCH: trainer.epochs_done + 1, spec.metric: spec.objective.worst, ENDED_ITSELF: StopReason.FAILED.value,
                      "error": error})
         return
     writer.compact()
@@ -136,14 +136,14 @@ def _restore(trainer: Trainer, device: torch.device, objective: Objective) -> _P
         best = BestEpoch(objective.mode, *state["best_epoch"])
     else:  # a checkpoint from before tuner kept the epoch: its best value times ±1 (by mode), at an unknown epoch
         best = BestEpoch(objective.mode, 0, float(state["best_value"]) * objective.sign)
-    return _Progress(float(state["cumulative_seconds"]), best, float(state["trial_started"]))
+    return _Progress(float(state[Column.CUMULATIVE_SECONDS]), best, float(state[Column.TRIAL_STARTED]))
 
 
 def _report_with_checkpoint(report: dict, trainer: Trainer, progress: _Progress) -> None:
     with tempfile.TemporaryDirectory() as folder:
-        state = {"trainer": trainer.state_dict(), "cumulative_seconds": progress.cumulative_seconds,
+        state = {"trainer": trainer.state_dict(), Column.CUMULATIVE_SECONDS: progress.cumulative_seconds,
                  "best_epoch": (progress.best.epoch, progress.best.value),
-                 "trial_started": progress.trial_started}
+                 Column.TRIAL_STARTED: progress.trial_started}
         torch.save(state, os.path.join(folder, CHECKPOINT_FILE))
         _report(report, checkpoint=tune.Checkpoint.from_directory(folder))
 
@@ -167,7 +167,7 @@ def _report_divergence(spec, writer, trial: TrialIdentity, epoch, cumulative_sec
         epoch_seconds=None, sample_seconds=None, eval_seconds=None, cumulative_seconds=cumulative_seconds,
         evaluated=False, metrics={},
     ))
-    _report({"epoch": epoch, spec.metric: spec.objective.worst, ENDED_ITSELF: StopReason.DIVERGED.value,
+    _report({Column.EPOCH: epoch, spec.metric: spec.objective.worst, ENDED_ITSELF: StopReason.DIVERGED.value,
                  "error": message})
 
 
@@ -175,4 +175,4 @@ def _report(values: dict, checkpoint=None) -> None:
     """tune.report, with the epoch as the step: Ray's MLflow and TensorBoard loggers plot against `timesteps_total`
     when a result has it, else against Tune's count of reports (which skips the epochs eval_every leaves
     unevaluated, so the curves would not line up with tuner's own)."""
-    tune.report({**values, TIMESTEPS_TOTAL: values["epoch"]}, checkpoint=checkpoint)
+    tune.report({**values, TIMESTEPS_TOTAL: values[Column.EPOCH]}, checkpoint=checkpoint)
