@@ -84,17 +84,16 @@ def test_a_minimised_metric_is_told_its_lowest_value():
 def test_a_resumed_trial_is_told_as_if_it_had_never_stopped(tmp_path):
     """The driver stops after epoch 5 of 10; the searcher comes back from its saved state and the trial resumes
     from its checkpoint at epoch 5, running epoch 5 again: Optuna sees each epoch once and the best of all."""
-    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/study.db")  # a study the restored searcher shares
-    searcher, _ = _searcher(storage=storage)
+    searcher, _ = _searcher()  # an in-memory study, as tuner runs: it lives in the searcher's saved state
     searcher.suggest("t")
     _tell(searcher, "t", {1: 0.1, 5: 0.35})
     searcher.save(str(tmp_path / "searcher.pkl"))
-    resumed, trials = _searcher(storage=storage)
+    resumed = EpochOptunaSearch(epochs=EPOCHS)  # as Ray restores it: a searcher, then its saved state
     resumed.restore(str(tmp_path / "searcher.pkl"))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # Optuna warns when told an epoch twice
         resumed.on_trial_complete("t", _tell(resumed, "t", {5: 0.33, 10: 0.30}))
-    (trial,) = trials()
+    (trial,) = resumed.study.trials
     assert (trial.state.name, trial.value, trial.intermediate_values) == ("COMPLETE", 0.35, {1: 0.1, 5: 0.35, 10: 0.30})
 
 

@@ -3,7 +3,6 @@ and the Optuna trials a run left behind."""
 
 import glob
 import os
-import pickle
 
 from tuner.spec import validate_spec
 
@@ -81,11 +80,14 @@ def assert_one_row_per_trial_epoch(records, trials, all_ended: bool = True):
 
 
 def optuna_trials(experiment_dir):
-    """The Optuna trials inside the searcher Ray saved (trusted: our own experiment folder)."""
+    """The Optuna trials of the searcher Ray saved last, restored the way Ray restores it (trusted: our own
+    experiment folder)."""
+    from tuner.tuning.searcher import EpochOptunaSearch
+
     newest = sorted(glob.glob(os.path.join(experiment_dir, "searcher-state-*.pkl")))[-1]
-    with open(newest, "rb") as f:
-        state = pickle.load(f)
-    return state["_ot_study"].trials
+    searcher = EpochOptunaSearch(epochs=1)
+    searcher.restore(newest)
+    return searcher.study.trials
 
 
 def optuna_from_db(experiment_dir):

@@ -55,6 +55,13 @@ class EpochOptunaSearch(OptunaSearch):
         super().restore(checkpoint_path)  # sets them, unless the state was saved before tuner kept them
         self._epochs = epochs
 
+    @property
+    def study(self) -> optuna.Study | None:
+        """The live study: what Optuna has been told so far (after `restore`, what the saved search had been told;
+        None before a search space is set).
+        OptunaSearch keeps it as `_ot_study` and offers no accessor; this is the one place tuner reads it."""
+        return self._ot_study
+
     def _told_as(self, result: dict | None, error: bool = False) -> optuna.trial.TrialState:
         return STUDY_STATES[how_it_ended(result, self._epochs, errored=error)]
 
