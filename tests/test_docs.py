@@ -1,5 +1,6 @@
 """The README and docs stay true: every test they cite as the evidence for a behaviour exists, the manual builds
-with every page reachable, and the README's tour runs as written."""
+with every page reachable, every `tuner` command they show is one the CLI accepts (and its spec and `--set` values
+load), each command's synopsis in the manual names all of its options, and the README's tour runs as written."""
 
 import re
 import shlex
@@ -9,10 +10,16 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer
 
 from tests.cli import tuner
+from tuner.cli import app
+from tuner.errors import SpecError
+from tuner.spec_loader import load_spec
 
 REPO = Path(__file__).resolve().parents[1]
+DOCS = [REPO / "README.md", REPO / "CONTRIBUTING.md", *sorted((REPO / "docs").glob("*.md"))]
+CLI = typer.main.get_command(app)
 
 
 def _cited_tests() -> set[tuple[str, str]]:
@@ -71,3 +78,105 @@ def test_the_readme_tour_runs_as_written(tmp_path, shared_data, monkeypatch):
     experiment = tmp_path / "runs" / "mf-ml100k"
     assert (experiment / "report" / "report.html").is_file() and (tmp_path / "best.yaml").is_file()
     assert "best epoch" in outcome.stdout  # tuner train ends with the metrics at the best-validation epoch
+
+
+# ---- every command the docs show --------------------------------------------------------------------------------
+
+PLACEHOLDER = re.compile(r"\[|\||\.\.\.|^[A-Z][A-Z_]*(\.[a-z]+)?$|=[A-Z]")  # SPEC.yaml, [--x N], a|b, KEY=VALUE
+
+
+def _shown_commands() -> list[tuple[str, str]]:
+    """("file:line", command) for every `tuner` command the README and the manual show: each line of a code block
+    that runs one (`$ ` prompt and `# comments` stripped), and each inline code span that starts with one."""
+    found = []
+    for doc in DOCS:
+        in_block, prose = False, []
+        for number, line in enumerate(doc.read_text().splitlines(), 1):
+            if line.startswith("```"):
+                in_block = not in_block
+            elif in_block and line.removeprefix("$ ").startswith("tuner "):
+                found.append((f"{doc.name}:{number}", line.removeprefix("$ ").split(" #")[0].strip()))
+            prose.append("" if in_block or line.startswith("```") else line)
+        text = "\n".join(prose)
+        for span in re.finditer(r"`(tuner [a-z][^`]*)`", text):  # a code span may wrap onto the next line
+            found.append((f"{doc.name}:{text.count(chr(10), 0, span.start()) + 1}", " ".join(span[1].split())))
+    return found
+
+
+def _is_synopsis(words: list[str]) -> bool:
+    return any(PLACEHOLDER.search(word) for word in words[1:])
+
+
+def _is_group(command) -> bool:
+    return hasattr(command, "commands")  # typer's click (typer vendors it) Group: `tuner jobs`
+
+
+def _command(name: str, group=CLI):
+    command = group.get_command(typer.Context(group), name)
+    assert command is not None, f"no command `{name}`"
+    return command
+
+
+def _options(command) -> set[str]:
+    commands = command.commands.values() if _is_group(command) else [command]
+    return {opt for each in commands for param in each.params for opt in param.opts if opt.startswith("--")}
+
+
+def _check_synopsis(words: list[str]) -> None:
+    """A synopsis (`tuner run SPEC.yaml [--smoke]`, `tuner jobs list | status JOB`): its command and the subcommands
+    it names exist, and so does every option it names."""
+    command = _command(words[1])
+    if _is_group(command) and len(words) > 2:
+        alternatives = " ".join(words[2:]).split("|")
+        for alternative in alternatives:
+            _command(alternative.split()[0], command)
+    named = {word.strip("[]").split("=")[0] for word in words if word.strip("[]").startswith("--")}
+    assert named <= _options(command), f"`tuner {words[1]}` has no {sorted(named - _options(command))}"
+
+
+def _check_concrete(words: list[str]) -> None:
+    """A command as a user would type it: the CLI parses it (command, options, their values and arguments), and a
+    spec it names in this repository loads with its `--set` overrides, as the command would load it."""
+    command, args = CLI, words[1:]
+    if len(words) == 2:  # `tuner run` in a sentence names the command
+        _command(words[1])
+        return
+    while _is_group(command):
+        command, args = _command(args[0], command), args[1:]
+    try:
+        context = command.make_context(words[1], list(args))
+    except Exception as error:  # click's usage errors, which typer vendors without a public name for their base
+        raise AssertionError(f"the CLI refuses it: {error}") from error
+    spec_file = context.params.get("spec_file")
+    if spec_file is not None and (REPO / spec_file).is_file():
+        load_spec(REPO / spec_file, context.params.get("overrides") or (), fixing_wins=words[1] == "train")
+
+
+def test_every_command_the_docs_show_is_one_the_cli_accepts():
+    shown = _shown_commands()
+    assert len(shown) > 80
+    wrong = []
+    for where, text in shown:
+        words = shlex.split(text)
+        try:
+            (_check_synopsis if _is_synopsis(words) else _check_concrete)(words)
+        except (AssertionError, SpecError) as error:
+            wrong.append(f"{where}: {text}: {error}")
+    assert wrong == []
+
+
+def test_each_commands_synopsis_in_the_manual_names_every_option_it_has():
+    headings = re.findall(r"^## `(tuner [^`]*)`", (REPO / "docs" / "commands.md").read_text(), re.MULTILINE)
+    synopses = {shlex.split(heading)[1]: shlex.split(heading) for heading in headings}
+    assert set(synopses) == set(CLI.list_commands(typer.Context(CLI))) - {"schema"}  # schema: "... and `tuner schema`"
+    incomplete = {name: sorted(_options(_command(name)) - {w.strip("[]").split("=")[0] for w in words})
+                  for name, words in synopses.items()}
+    assert {name: missing for name, missing in incomplete.items() if missing} == {}
+
+
+def test_the_docs_command_checker_catches_a_wrong_option_a_bad_value_and_a_bad_override():
+    for text in ("tuner run search_spaces/mf.yaml --num-sample 3", "tuner run search_spaces/mf.yaml --num-samples x",
+                 "tuner train search_spaces/mf.yaml --set epochz=3", "tuner jobs lists", "tuner best A [--outt F]"):
+        words = shlex.split(text)
+        with pytest.raises((AssertionError, SpecError)):
+            (_check_synopsis if _is_synopsis(words) else _check_concrete)(words)
