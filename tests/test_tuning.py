@@ -120,7 +120,7 @@ def test_a_collapsed_trial_ends_with_its_own_stop_reason_and_its_metrics(tmp_pat
 def test_grid_whose_last_trial_to_end_diverges_completes(tmp_path, ray_with_faults):
     """The ordering that crashed whole runs: the grid's last trial to end is the diverged one, so telling Optuna
     FAIL makes GridSampler call study.stop() outside an objective (RuntimeError); the run must still settle."""
-    _set_faults(ray_with_faults, nan_when_lr_at_least=0.3, nan_from_epoch=4, sleep_per_batch_when_lr_at_least=[0.3, 0.1])
+    _set_faults(ray_with_faults, nan_when_lr_at_least=0.3, nan_from_epoch=4, sleep_per_batch_when_lr_at_least=[0.3, 0.25])
     spec = tiny_spec(tmp_path, params={"lr": {"type": "categorical", "choices": [0.01, 0.5]}})
     summary = run_experiment(spec)
     assert summary.exit_code == 1
