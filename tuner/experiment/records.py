@@ -203,20 +203,6 @@ def record_files(experiment_dir: str) -> tuple[pafs.FileSystem, list[str]]:
     return fs, sorted(paths)
 
 
-def unreadable_files(experiment_dir: str) -> list[str]:
-    """The record files whose parquet footer cannot be read (cut short or garbled), relative to the experiment."""
-    fs, paths = record_files(experiment_dir)
-    _, root = filesystem(experiment_dir)
-    bad = []
-    for path in paths:
-        try:
-            with fs.open_input_file(path) as f:
-                pq.read_metadata(f)
-        except (pa.ArrowInvalid, OSError):
-            bad.append(posixpath.relpath(path, root))
-    return bad
-
-
 def load(experiment_dir: str) -> pd.DataFrame:
     """One row per (trial, epoch), sorted by trial and epoch; an experiment without records gives an empty frame.
 

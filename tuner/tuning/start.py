@@ -4,6 +4,7 @@ read once under the experiment's lock)."""
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -54,11 +55,13 @@ def read_folder(directory: str, spec: ExperimentSpec, fresh: bool) -> Folder:
     """The facts `decide` needs (none of an experiment that --fresh will start over)."""
     if fresh or not storage.is_dir(directory):
         return Folder(directory, exists=False)
-    from tuner.experiment import records
     from tuner.experiment.read import Experiment
     from tuner.tuning import restore
 
     saved = load_saved_spec(directory)
+    experiment = Experiment(directory, saved)
+    found = experiment.records  # every record file, read once: how the trials ended, and which files cannot be read
+    unreadable = [posixpath.relpath(path, storage.resolve(directory)[1]) for path in found.attrs["unreadable"]]
     damaged, writable = ray_state.damaged(directory), ray_state.writable_by_others(directory)
     restorable = restore.can_restore(directory)
     lost = restore.trials_no_snapshot_holds(  # Ray's snapshots are read only when they can be read and trusted
@@ -66,13 +69,13 @@ def read_folder(directory: str, spec: ExperimentSpec, fresh: bool) -> Folder:
     ) if restorable and not damaged and not writable else []
     return Folder(
         directory, exists=True, saved_spec=saved,
-        unreadable_records=records.unreadable_files(directory),
+        unreadable_records=unreadable,
         writable_by_others=writable,
-        ended=Experiment(directory, saved).counts,
+        ended=experiment.counts,
         damaged=damaged,
         started_at=provenance.started_at(directory),
         restorable=restorable,
-        has_records=bool(records.record_files(directory)[1]),
+        has_records=not found.empty or bool(unreadable),
         lost_trials=lost,
     )
 
