@@ -117,6 +117,12 @@ def test_a_tuning_report_loads_neither_ray_nor_torch(tmp_path):
     assert (directory / "report" / "report.md").is_file()
 
 
+def test_a_run_imports_mlflow_only_for_a_spec_that_logs_to_it():
+    """Importing MLflow is about a second of every `tuner run`'s start-up where it is installed (as it is here)."""
+    assert "mlflow" not in _loaded_after("import tuner.tuning.search, tuner.tuning.restore, tuner.tuning.run")
+    assert "mlflow" in _loaded_after("import tuner.tuning.mlflow_logging")
+
+
 def test_the_public_api_is_importable_from_the_package_and_imports_nothing_heavy_until_used():
     loaded = _loaded_after("import tuner")
     assert not loaded & {"torch", "ray", "pandas"}

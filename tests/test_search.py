@@ -281,15 +281,17 @@ def test_state_saved_by_older_tuners_still_restores():
     """tuner.pkl and the searcher's state of an experiment started by an older tuner name tuner.search /
     tuner.trainable (before the layer packages), or tuner.tuning.search for the searcher, its sampler and the run's
     callbacks (before they had modules of their own)."""
-    from tuner.tuning import callbacks, restore, searcher, trainable
+    from tuner.tuning import callbacks, mlflow_logging, restore, searcher, trainable
 
     restore._accept_state_saved_by_older_tuner()
     assert pickle.loads(b"ctuner.search\nEpochOptunaSearch\n.") is searcher.EpochOptunaSearch  # protocol 0: module, name
     assert pickle.loads(b"ctuner.trainable\ntrain_trial\n.") is trainable.train_trial
     for name, module in [("EpochOptunaSearch", searcher), ("AskAndTellGridSampler", searcher),
                          ("RecordStopReasons", callbacks), ("StopOnStorageFault", callbacks),
-                         ("MetricNamesForMLflow", callbacks)]:
+                         ("MetricNamesForMLflow", mlflow_logging)]:
         assert pickle.loads(f"ctuner.tuning.search\n{name}\n.".encode()) is getattr(module, name)
+    # saved while the MLflow callback sat beside the others (it has its own module, imported only when asked for)
+    assert pickle.loads(b"ctuner.tuning.callbacks\nMetricNamesForMLflow\n.") is mlflow_logging.MetricNamesForMLflow
 
 
 def test_how_a_trial_ended_is_decided_once_from_its_last_report():

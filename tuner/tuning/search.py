@@ -18,9 +18,9 @@ from tuner.recsys.data import SplitData
 from tuner.recsys.models import locate
 from tuner.spec import ExperimentSpec
 
-# MetricNamesForMLflow and AskAndTellGridSampler are imported for Ray's saved state of experiments begun before they had
-# their own modules: tuner.pkl (the run's callbacks) and the searcher's state (its sampler) name them here
-from tuner.tuning.callbacks import MetricNamesForMLflow, RecordStopReasons, StopOnStorageFault, mlflow_callbacks  # noqa: F401
+# AskAndTellGridSampler and the callbacks are imported for Ray's saved state of experiments begun before they had their
+# own modules: tuner.pkl (the run's callbacks) and the searcher's state (its sampler) name them here
+from tuner.tuning.callbacks import RecordStopReasons, StopOnStorageFault
 from tuner.tuning.progress import ProgressLines
 from tuner.tuning.ray_session import without_log_lines
 from tuner.tuning.resources import Plan
@@ -101,7 +101,7 @@ def _run_config(spec: ExperimentSpec, storage_path: str, experiment_dir: str, ea
             StopOnStorageFault(),
             RecordStopReasons(experiment_dir, spec.fixed.k, spec.fixed.epochs),
             ProgressLines(spec.metric, spec.mode, spec.trial_count(), spec.fixed.epochs, earlier=earlier),
-            *mlflow_callbacks(spec, experiment_dir),
+            *_mlflow_callbacks(spec, experiment_dir),
         ],
         failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),
         # keep every checkpoint while trials run: with num_to_keep, a driver that dies between Ray deleting an old
@@ -110,6 +110,23 @@ def _run_config(spec: ExperimentSpec, storage_path: str, experiment_dir: str, ea
         checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
         verbose=0,  # ProgressLines prints one line per ended trial instead of Tune's tables
     )
+
+
+def _mlflow_callbacks(spec: ExperimentSpec, experiment_dir: str) -> list[tune.Callback]:
+    if spec.logging.mlflow is False:
+        return []
+    from tuner.tuning import mlflow_logging  # imports MLflow: only for a spec that logs to it
+
+    return mlflow_logging.mlflow_callbacks(spec, experiment_dir)
+
+
+def __getattr__(name: str):
+    """MetricNamesForMLflow, for Ray's saved state (tuner.pkl) of a run begun while it lived here (see callbacks)."""
+    if name == "MetricNamesForMLflow":
+        from tuner.tuning.mlflow_logging import MetricNamesForMLflow
+
+        return MetricNamesForMLflow
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def trial_dirname(trial) -> str:
