@@ -111,7 +111,8 @@ def test_truncated_file_is_skipped_with_a_warning(tmp_path):
 
 
 def test_empty_experiment_gives_empty_frame(tmp_path):
-    assert records.load(str(tmp_path)).empty
+    frame = records.load(str(tmp_path))
+    assert frame.empty and frame.attrs["unreadable"] == []  # a rerun reads which files are unreadable from it
 
 
 def test_files_are_plain_parquet(tmp_path):

@@ -70,3 +70,33 @@ def test_a_folder_that_cannot_be_resumed_as_it_is_is_refused(facts, error, messa
 
 def test_a_folder_that_never_got_as_far_as_any_record_starts_over():
     assert decide(_spec(), _folder(ended=0, restorable=False, has_records=False)) == (Start.NEW, None)
+
+
+# ---- read_folder: what the experiment folder holds, read once ------------------------------------------------------
+
+
+def test_reading_a_folder_without_records_finds_none(tmp_path):
+    from tests.fake_experiment import ablation_spec
+    from tuner.tuning.start import read_folder
+
+    spec = ablation_spec(str(tmp_path / "exp"))
+    folder = read_folder(str(tmp_path / "exp"), spec, fresh=False)
+    assert (folder.exists, folder.has_records, folder.unreadable_records, folder.restorable) == (True, False, [], False)
+    assert read_folder(str(tmp_path / "exp"), spec, fresh=True) == Folder(str(tmp_path / "exp"), exists=False)
+
+
+def test_reading_a_folder_counts_how_its_trials_ended_and_names_the_record_files_it_cannot_read(tmp_path):
+    from tests.fake_experiment import K, ablation_spec, write_trial
+    from tuner.recsys.hyperparameters import Hyperparameters
+    from tuner.tuning.start import read_folder
+
+    directory = tmp_path / "exp"
+    spec = ablation_spec(str(directory))
+    write_trial(str(directory), "t1", Hyperparameters(k=[K]), [{}, {}])
+    write_trial(str(directory), "t2", Hyperparameters(k=[K]), [{}], stop_reason=None)
+    assert read_folder(str(directory), spec, fresh=False).ended["finished"] == 1
+    (damaged := directory / "records" / "t1" / "epoch=1.parquet").write_bytes(damaged.read_bytes()[:100])
+    with pytest.warns(UserWarning, match="not a readable parquet file"):
+        folder = read_folder(str(directory), spec, fresh=False)
+    assert folder.has_records and folder.unreadable_records == ["records/t1/epoch=1.parquet"]
+    assert folder.ended["running"] == 1

@@ -210,9 +210,11 @@ def load(experiment_dir: str) -> pd.DataFrame:
     column another file stores as float becomes float). An unreadable (e.g. truncated) file is skipped with a
     warning naming it, and listed in the frame's `attrs["unreadable"]` (the report shows them)."""
     fs, paths = record_files(experiment_dir)
-    if not paths:
-        return pd.DataFrame()
     unreadable: list[str] = []
+    if not paths:
+        frame = pd.DataFrame()
+        frame.attrs["unreadable"] = unreadable
+        return frame
     try:
         factory = pads.FileSystemDatasetFactory(fs, paths, pads.ParquetFileFormat())
         table = factory.finish(factory.inspect(promote_options="permissive")).to_table()
