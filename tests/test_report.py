@@ -258,7 +258,7 @@ def test_an_ablation_keeps_a_collapsed_value_with_its_row_and_flag(tmp_path):
                 stop_reason="collapsed")
     write_baselines(directory, {})
     out = write_report(Experiment.open(directory))
-    table = pd.read_csv(out / "tables" / "ablation_weight_decay.csv").fillna("")
+    table = pd.read_csv(out / "tables" / "ablation_weight_decay.csv", keep_default_na=False)  # "" stays ""
     flags = dict(zip(table["row"], table["flag"]))
     assert "training collapsed (BPR loss at ln 2" in flags["weight_decay=0.1"]
     assert "collapsed" not in flags["weight_decay=0 (best)"]

@@ -233,7 +233,8 @@ def test_a_damaged_record_file_is_never_a_reason_to_rewrite_history(tmp_path, ra
     damaged = next((directory / "records").iterdir()) / "trial.parquet"
     damaged.write_bytes(damaged.read_bytes()[:300])
     snapshot = {p: p.read_bytes() for p in directory.rglob("*") if p.is_file()}
-    with pytest.raises(DataError, match=r"1 record file\(s\) cannot be read \(records/\w+/trial.parquet\)"):
+    with pytest.raises(DataError, match=r"1 record file\(s\) cannot be read \(records/\w+/trial.parquet\)"), \
+            pytest.warns(UserWarning, match=r"trial.parquet: skipped, not a readable parquet file"):
         run_experiment(spec)
     assert {p: p.read_bytes() for p in directory.rglob("*") if p.is_file()} == snapshot
 
@@ -412,6 +413,7 @@ def _tensorboard_steps(events_file: Path, tag_part: str) -> list[int]:
     return steps
 
 
+@pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")  # MLflow's own SQLAlchemy use
 def test_mlflow_and_tensorboard_log_every_trial_against_its_epochs(tmp_path, ray_with_faults):
     """Evaluated every second epoch, the curves are at epochs 2, 4, 6 (they were at Tune's report count, 1, 2, 3)."""
     import mlflow
